@@ -1,0 +1,1 @@
+"""Event handlers of the alerts step (thin: event → service call or task)."""

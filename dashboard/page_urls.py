@@ -1,0 +1,3 @@
+"""Dashboard pages (session login)."""
+
+urlpatterns: list = []

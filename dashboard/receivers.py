@@ -1,0 +1,1 @@
+"""Event handlers of the dashboard step (thin: event → service call or task)."""

@@ -1,0 +1,3 @@
+"""Websocket routes (the live dashboard)."""
+
+websocket_urlpatterns: list = []

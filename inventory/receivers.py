@@ -1,0 +1,1 @@
+"""Event handlers of the inventory step (thin: event → service call or task)."""

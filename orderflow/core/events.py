@@ -1,0 +1,226 @@
+"""Domain events: the audit log, the timeline and the outbox in one table.
+
+`emit()` only inserts the row, inside the caller's transaction; nothing leaves the process before
+COMMIT, so a rolled-back order never triggers a payment. After commit the event is published:
+each registered handler gets a Celery message (`core.run_handler`), the in-process
+`event_published` signal fires (live push), and the row is marked `published_at`. If the broker
+is down the row stays unpublished and the beat relay sends it later. Handlers run at most once
+per event: `HandledEvent` records (event, handler) in the handler's own transaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, models, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from .tenancy import Store, TenantModel, use_store
+
+log = logging.getLogger("orderflow.events")
+
+# Fired in the publishing process after commit, with `event=`. The dashboard's live push listens.
+event_published = Signal()
+
+
+class Event(TenantModel):
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=100)
+    subject_type = models.CharField(max_length=50, blank=True, default="")
+    subject_id = models.CharField(max_length=64, blank=True, default="")
+    order_id = models.UUIDField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    actor = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["store", "order_id", "id"], name="event_store_order"),
+            models.Index(fields=["store", "topic", "created_at"], name="event_store_topic_time"),
+            models.Index(fields=["store", "created_at"], name="event_store_time"),
+            models.Index(
+                fields=["created_at"], name="event_unpublished", condition=models.Q(published_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk}"
+
+    def as_message(self) -> dict[str, Any]:
+        """The event as JSON for pushes and webhooks."""
+        return {
+            "id": self.pk,
+            "topic": self.topic,
+            "store": self.store.slug if self.store_id else None,
+            "subject": {"type": self.subject_type, "id": self.subject_id},
+            "order_id": str(self.order_id) if self.order_id else None,
+            "data": self.data,
+            "actor": self.actor,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class HandledEvent(models.Model):
+    """(event, handler) pairs already run: a redelivered message finds its row and does nothing."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="handled_by")
+    handler = models.CharField(max_length=100)
+    handled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "handler"], name="handled_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.handler} ran event {self.event_id}"
+
+
+# ------------------------------------------------------------------------------ handlers
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    topics: tuple[str, ...]
+    func: Callable[[Event], Any]
+    queue: str
+    atomic: bool
+
+    def wants(self, topic: str) -> bool:
+        return any(fnmatch.fnmatchcase(topic, pattern) for pattern in self.topics)
+
+
+_HANDLERS: dict[str, Handler] = {}
+
+
+def on_event(*topics: str, queue: str = "default", name: str | None = None, atomic: bool = True):
+    """Register `func(event)` to run in a worker for every committed event matching `topics`
+    (fnmatch patterns: "order.*"). `atomic` runs it in one transaction with its HandledEvent row;
+    a handler that calls the outside world should say atomic=False and be idempotent itself."""
+
+    def register(func: Callable[[Event], Any]):
+        handler_name = name or f"{func.__module__}.{func.__name__}"
+        _HANDLERS[handler_name] = Handler(handler_name, tuple(topics), func, queue, atomic)
+        return func
+
+    return register
+
+
+def handlers_for(topic: str) -> list[Handler]:
+    return [h for h in _HANDLERS.values() if h.wants(topic)]
+
+
+def registered_handlers() -> dict[str, Handler]:
+    return dict(_HANDLERS)
+
+
+# --------------------------------------------------------------------------------- emit
+
+
+def emit(
+    topic: str,
+    *,
+    store: Store,
+    order_id: uuid.UUID | str | None = None,
+    subject: models.Model | None = None,
+    subject_type: str = "",
+    subject_id: str = "",
+    data: dict[str, Any] | None = None,
+    actor: str = "",
+) -> Event:
+    """Write the event in the caller's transaction; publish it after that transaction commits."""
+    if subject is not None:
+        subject_type = subject_type or subject._meta.model_name
+        subject_id = subject_id or str(subject.pk)
+    event = Event.all_stores.create(
+        store=store,
+        topic=topic,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        order_id=order_id,
+        data=data or {},
+        actor=actor,
+    )
+    event.store = store
+    transaction.on_commit(lambda: publish(event), robust=True)
+    return event
+
+
+def publish(event: Event) -> bool:
+    """Send a committed event to its handlers and live listeners; mark it published if all went out.
+
+    A failure leaves it unpublished for the relay; handlers dedupe what was already sent."""
+    from .tasks import run_handler
+
+    try:
+        for handler in handlers_for(event.topic):
+            run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
+    except Exception as exc:  # broker down: the relay will resend
+        log.warning("publish of event %s (%s) failed, left for the relay: %s", event.pk, event.topic, exc)
+        return False
+    try:
+        event_published.send(sender=Event, event=event)
+    except Exception:  # live listeners are best-effort; never block the outbox on them
+        log.exception("event_published listener failed for event %s", event.pk)
+    Event.all_stores.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
+    return True
+
+
+def relay_unpublished(*, older_than_seconds: float, batch: int) -> int:
+    """Publish events a crash or a broker outage left behind, oldest first.
+
+    Rows are taken with SKIP LOCKED, so two relays never send the same one."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    sent = 0
+    with transaction.atomic():
+        rows = list(
+            Event.all_stores.select_related("store")
+            .filter(published_at__isnull=True, created_at__lte=cutoff)
+            .order_by("id")
+            .select_for_update(skip_locked=True, of=("self",))[:batch]
+        )
+        for event in rows:
+            if not publish(event):
+                break
+            sent += 1
+    return sent
+
+
+def run_handler_once(event_id: int, handler_name: str) -> bool:
+    """Run one handler for one event, at most once. Returns False when it had already run."""
+    handler = _HANDLERS.get(handler_name)
+    if handler is None:
+        log.error("no handler %s registered (event %s)", handler_name, event_id)
+        return False
+    event = Event.all_stores.select_related("store").filter(pk=event_id).first()
+    if event is None:
+        log.warning("event %s is gone; handler %s skipped", event_id, handler_name)
+        return False
+    with use_store(event.store):
+        if handler.atomic:
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():
+                        HandledEvent.objects.create(event=event, handler=handler_name)
+                except IntegrityError:
+                    return False
+                handler.func(event)
+            return True
+        if HandledEvent.objects.filter(event=event, handler=handler_name).exists():
+            return False
+        handler.func(event)
+        try:
+            with transaction.atomic():
+                HandledEvent.objects.create(event=event, handler=handler_name)
+        except IntegrityError:
+            pass
+        return True

@@ -1,0 +1,24 @@
+"""Periodic tasks as data (django-celery-beat), created by data migrations so they exist after
+`migrate` and stay editable in the admin."""
+
+
+def ensure_periodic_task(
+    apps, *, name: str, task: str, every_seconds: float, queue: str | None = None
+) -> None:
+    """Create or update an interval PeriodicTask from a migration (historical models)."""
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+    seconds = max(1, int(every_seconds))
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+    PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={"task": task, "interval": schedule, "enabled": True, "queue": queue},
+    )
+    from django.utils import timezone
+
+    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+
+
+def remove_periodic_task(apps, *, name: str) -> None:
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()

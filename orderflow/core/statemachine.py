@@ -1,0 +1,79 @@
+"""The one transition helper every state machine uses.
+
+Each stateful model declares `TRANSITIONS = {from: {to, ...}}` and `EVENT_PREFIX`; every change
+goes through `transition()`, which refuses moves outside the table (409 `invalid_transition`),
+saves with a conditional UPDATE (so a concurrent change is detected, not overwritten) and emits
+`<prefix>.<new state>` in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from .errors import InvalidTransition
+from .events import emit
+
+
+def allowed(obj: models.Model, to: str, *, field: str = "status", table: dict | None = None) -> bool:
+    table = table if table is not None else type(obj).TRANSITIONS
+    return to in table.get(getattr(obj, field), set())
+
+
+def transition(
+    obj: models.Model,
+    to: str,
+    *,
+    reason: str = "",
+    actor: str = "",
+    field: str = "status",
+    table: dict | None = None,
+    topic: str | None = None,
+    data: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+    emit_event: bool = True,
+) -> models.Model:
+    """Move `obj.<field>` to `to` if its table allows it; refuse otherwise.
+
+    `updates` are other columns written in the same UPDATE (timestamps, who did it)."""
+    table = table if table is not None else type(obj).TRANSITIONS
+    current = getattr(obj, field)
+    if to not in table.get(current, set()):
+        raise InvalidTransition(
+            f"{type(obj).__name__} cannot go from '{current}' to '{to}'.",
+            extra={"from": current, "to": to},
+        )
+    values: dict[str, Any] = {field: to, **(updates or {})}
+    if any(f.name == "updated_at" for f in obj._meta.fields):
+        values.setdefault("updated_at", timezone.now())
+    manager = obj._meta.base_manager
+    with transaction.atomic():
+        changed = manager.filter(pk=obj.pk, **{field: current}).update(**values)
+        if changed != 1:
+            fresh = manager.filter(pk=obj.pk).values_list(field, flat=True).first()
+            raise InvalidTransition(
+                f"{type(obj).__name__} changed concurrently (now '{fresh}'); '{to}' was not applied.",
+                extra={"from": fresh, "to": to},
+            )
+        for name, value in values.items():
+            setattr(obj, name, value)
+        if emit_event:
+            prefix = getattr(type(obj), "EVENT_PREFIX", obj._meta.model_name)
+            order_id = obj.pk if getattr(type(obj), "IS_ORDER", False) else getattr(obj, "order_id", None)
+            emit(
+                topic or f"{prefix}.{to}",
+                store=obj.store,
+                order_id=order_id,
+                subject=obj,
+                data={"from": current, "to": to, "reason": reason, **(data or {})},
+                actor=actor,
+            )
+    return obj
+
+
+def graph(model: type[models.Model], table: dict | None = None) -> dict[str, list[str]]:
+    """The table as plain lists, for docs and the dashboard's workflow view."""
+    table = table if table is not None else model.TRANSITIONS
+    return {str(src): sorted(str(d) for d in dsts) for src, dsts in table.items()}

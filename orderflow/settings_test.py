@@ -1,0 +1,32 @@
+"""Test settings: the production settings against the local PostgreSQL and Redis, with short clocks.
+
+The integration tests start real worker processes with these same settings, so every backoff
+and timer here is what the real worker uses in tests.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderflow")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+# Tests publish to a broker nobody may be consuming; keep the publish path fast either way.
+os.environ.setdefault("OUTBOX_RELAY_AFTER_SECONDS", "0.5")
+os.environ.setdefault("PAYMENT_RETRY_BACKOFF", "0.2")
+os.environ.setdefault("PAYMENT_RETRY_BACKOFF_MAX", "1.0")
+os.environ.setdefault("PAYMENT_MAX_RETRIES", "3")
+os.environ.setdefault("BREAKER_FAILURE_THRESHOLD", "3")
+os.environ.setdefault("BREAKER_COOLDOWN_SECONDS", "2")
+os.environ.setdefault("GATEWAY_READ_TIMEOUT", "3")
+os.environ.setdefault("FULFILLMENT_AUTOPILOT_STEP_SECONDS", "0.1")
+os.environ.setdefault("CARRIER_STEP_SECONDS", "0.1")
+os.environ.setdefault("CARRIER_EXCEPTION_RATE", "0")
+
+from .settings import *  # noqa: E402,F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405

@@ -1,0 +1,3 @@
+"""Public (unauthenticated) pages: the shopper's tracking page."""
+
+urlpatterns: list = []
