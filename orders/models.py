@@ -89,6 +89,8 @@ class Order(TenantModel):
     card_last4 = models.CharField(max_length=4, blank=True, default="")
     risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
     risk_decision = models.CharField(max_length=10, blank=True, default="")
+    risk_rules = models.JSONField(default=list, blank=True)
+    payment_attempts = models.PositiveSmallIntegerField(default=0)
     tracking_token = models.CharField(max_length=64, unique=True, default=new_tracking_token, editable=False)
     metadata = models.JSONField(default=dict, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
