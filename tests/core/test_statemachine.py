@@ -1,0 +1,53 @@
+"""The one transition() helper: table-driven, conditional, and always leaves an event."""
+
+from decimal import Decimal
+
+import pytest
+
+from orderflow.core.errors import InvalidTransition
+from orderflow.core.events import Event
+from orderflow.core.statemachine import graph, transition
+from orders.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def _order(store, status="pending"):
+    return Order.all_stores.create(
+        store=store, number=1, status=status, customer_email="a@b.co", customer_name="Ada",
+        shipping_line1="1 St", shipping_city="Berlin", shipping_postal_code="10115", shipping_country="DE",
+        currency="EUR", subtotal=Decimal("10.00"), total=Decimal("10.00"),
+    )  # fmt: skip
+
+
+def test_allowed_transition_saves_and_emits_its_event(store):
+    order = _order(store)
+    transition(order, "payment_processing", reason="fraud approved", actor="system")
+    assert Order.all_stores.get(pk=order.pk).status == "payment_processing"
+    event = Event.all_stores.get(topic="order.payment_processing")
+    assert event.order_id == order.pk
+    assert event.data["from"] == "pending" and event.data["reason"] == "fraud approved"
+
+
+def test_transition_outside_the_table_is_refused_and_writes_nothing(store):
+    order = _order(store, status="shipped")
+    with pytest.raises(InvalidTransition) as exc:
+        transition(order, "cancelled")
+    assert exc.value.status == 409 and exc.value.code == "invalid_transition"
+    assert Order.all_stores.get(pk=order.pk).status == "shipped"
+    assert not Event.all_stores.exists()
+
+
+def test_concurrent_change_is_detected_not_overwritten(store):
+    order = _order(store)
+    stale = Order.all_stores.get(pk=order.pk)
+    transition(order, "cancelled")
+    with pytest.raises(InvalidTransition):
+        transition(stale, "payment_processing")
+    assert Order.all_stores.get(pk=order.pk).status == "cancelled"
+
+
+def test_graph_is_drawn_from_the_table():
+    g = graph(Order)
+    assert g["pending"] == sorted(str(s) for s in Order.TRANSITIONS["pending"])
+    assert g["delivered"] == []
