@@ -1,0 +1,182 @@
+"""Reads on the catalogue and stock. Each takes the store first; none returns another store's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import (
+    Case,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from orderflow.core.errors import NotFound
+from orderflow.core.tenancy import NoStoreInContext, Store
+
+from .models import Product, StockLevel, StockMovement
+
+# Days of cover = available ÷ average daily commits over this window.
+COVER_WINDOW_DAYS = 14
+
+
+def _require(store: Store | None) -> Store:
+    if store is None:
+        raise NoStoreInContext("inventory selectors need a store")
+    return store
+
+
+def products(
+    store: Store, *, active: bool | None = None, search: str | None = None, skus: Iterable[str] | None = None
+) -> QuerySet[Product]:
+    """The store's catalogue with stock levels joined (one query per page)."""
+    qs = Product.all_stores.for_store(_require(store)).select_related("stock").order_by("sku")
+    if active is not None:
+        qs = qs.filter(active=active)
+    if search:
+        qs = qs.filter(Q(sku__icontains=search) | Q(name__icontains=search))
+    if skus is not None:
+        qs = qs.filter(sku__in=list(skus))
+    return qs
+
+
+def product_by_sku(store: Store, sku: str) -> Product:
+    """One product with its stock level; 404 `product_not_found` (also for another store's SKU)."""
+    product = Product.all_stores.for_store(_require(store)).select_related("stock").filter(sku=sku).first()
+    if product is None:
+        raise NotFound(f"No product with SKU '{str(sku)[:64]}' in this store.", code="product_not_found")
+    return product
+
+
+def products_for_skus(store: Store, skus: Iterable[str]) -> dict[str, Product]:
+    """SKU → Product (with `.stock`) for the SKUs that exist in the store, in one query.
+    Missing SKUs are simply absent: the caller decides how to report them."""
+    skus = list(dict.fromkeys(skus))
+    if not skus:
+        return {}
+    rows = Product.all_stores.for_store(_require(store)).select_related("stock").filter(sku__in=skus)
+    return {p.sku: p for p in rows}
+
+
+def _with_cover(qs: QuerySet[StockLevel]) -> QuerySet[StockLevel]:
+    """Annotate `sold_recent` (units committed in the window) and `days_of_cover` (None with no
+    sales), computed in the database so lists and the watchdog stay one query."""
+    since = timezone.now() - timedelta(days=COVER_WINDOW_DAYS)
+    sold = (
+        StockMovement.all_stores.filter(
+            store_id=OuterRef("store_id"),
+            product_id=OuterRef("product_id"),
+            kind="commit",
+            created_at__gte=since,
+        )
+        .values("product_id")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    return qs.annotate(
+        sold_recent=Coalesce(Subquery(sold, output_field=IntegerField()), Value(0)),
+    ).annotate(
+        days_of_cover=Case(
+            When(
+                sold_recent__gt=0,
+                then=Cast(F("on_hand") - F("reserved"), FloatField())
+                * Value(float(COVER_WINDOW_DAYS))
+                / Cast(F("sold_recent"), FloatField()),
+            ),
+            default=None,
+            output_field=FloatField(),
+        )
+    )
+
+
+def stock_levels(store: Store, *, skus: Iterable[str] | None = None, low: bool | None = None) -> QuerySet:
+    """Per SKU: on_hand, reserved (and `.available` / `.is_low` properties), plus the annotated
+    `days_of_cover` and `sold_recent`. `low=True` keeps SKUs at or under their threshold."""
+    qs = _with_cover(
+        StockLevel.all_stores.for_store(_require(store)).select_related("product").order_by("product__sku")
+    )
+    if skus is not None:
+        qs = qs.filter(product__sku__in=list(skus))
+    low_q = Q(on_hand__lte=F("reserved") + F("low_stock_threshold"))
+    if low is True:
+        qs = qs.filter(low_q)
+    elif low is False:
+        qs = qs.exclude(low_q)
+    return qs
+
+
+def stock_levels_all(store: Store | None = None) -> QuerySet:
+    """Every store's levels (the beat watchdog), or one store's. Explicitly cross-store."""
+    qs = StockLevel.all_stores.select_related("product", "store").order_by("store_id", "product_id")
+    if store is not None:
+        qs = qs.filter(store=store)
+    return _with_cover(qs)
+
+
+def stock_level(store: Store, sku: str) -> StockLevel:
+    """One SKU's level with `days_of_cover`; 404 `product_not_found`."""
+    level = stock_levels(store, skus=[sku]).first()
+    if level is None:
+        raise NotFound(f"No product with SKU '{str(sku)[:64]}' in this store.", code="product_not_found")
+    return level
+
+
+def movements(store: Store, sku: str, *, kind: str | None = None) -> QuerySet[StockMovement]:
+    """The SKU's ledger, newest first; 404 `product_not_found` for an unknown SKU."""
+    product = product_by_sku(store, sku)
+    qs = StockMovement.all_stores.filter(store=store, product=product).order_by("-id")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs
+
+
+def order_movements(store: Store, order_id: Any) -> QuerySet[StockMovement]:
+    """An order's ledger rows (reserve/release/commit/return), oldest first."""
+    return (
+        StockMovement.all_stores.filter(store=_require(store), order_id=order_id)
+        .select_related("product")
+        .order_by("id")
+    )
+
+
+def low_stock_count(store: Store) -> int:
+    return stock_levels(store, low=True).count()
+
+
+def ledger_mismatches(store: Store | None = None) -> list[dict[str, Any]]:
+    """SKUs whose level differs from what its ledger sums to (should always be empty).
+
+    Each: store, sku, on_hand, reserved, ledger_on_hand, ledger_reserved."""
+    ledger = StockMovement.all_stores.filter(product_id=OuterRef("product_id")).values("product_id")
+    on_hand_sum = ledger.annotate(s=Sum("on_hand_delta")).values("s")
+    reserved_sum = ledger.annotate(s=Sum("reserved_delta")).values("s")
+    qs = StockLevel.all_stores.annotate(
+        ledger_on_hand=Coalesce(Subquery(on_hand_sum, output_field=IntegerField()), Value(0)),
+        ledger_reserved=Coalesce(Subquery(reserved_sum, output_field=IntegerField()), Value(0)),
+    ).filter(~Q(on_hand=F("ledger_on_hand")) | ~Q(reserved=F("ledger_reserved")))
+    if store is not None:
+        qs = qs.filter(store=store)
+    return [
+        {
+            "store": row["store__slug"],
+            "sku": row["product__sku"],
+            "on_hand": row["on_hand"],
+            "reserved": row["reserved"],
+            "ledger_on_hand": row["ledger_on_hand"],
+            "ledger_reserved": row["ledger_reserved"],
+        }
+        for row in qs.values(
+            "store__slug", "product__sku", "on_hand", "reserved", "ledger_on_hand", "ledger_reserved"
+        ).order_by("store__slug", "product__sku")
+    ]
