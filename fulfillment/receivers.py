@@ -1,1 +1,49 @@
 """Event handlers of the fulfillment step (thin: event → service call or task)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from orderflow.core.errors import DomainError
+from orderflow.core.events import Event, on_event
+
+from . import services, tasks
+from .models import Fulfillment
+
+log = logging.getLogger("orderflow.fulfillment")
+
+
+@on_event("payment.processed", queue="fulfillment")
+def start_fulfillment(event: Event) -> None:
+    """A paid order gets its pick list; in demo mode the autopilot takes it from there."""
+    try:
+        fulfillment = services.start_fulfillment(store=event.store, order_id=event.order_id)
+    except DomainError as exc:  # e.g. cancelled before we got to it: a refusal, not a fault to retry
+        log.warning("fulfillment not started for order %s: %s", event.order_id, exc.message)
+        return
+    if fulfillment.status == Fulfillment.Status.PENDING and services.autopilot_enabled(event.store):
+        tasks.autopilot_step.apply_async_on_commit(
+            (fulfillment.pk, event.store.pk), countdown=settings.FULFILLMENT_AUTOPILOT_STEP_SECONDS
+        )
+
+
+@on_event("order.cancelled", queue="fulfillment")
+def cancel_fulfillment(event: Event) -> None:
+    """Stop the warehouse work for a cancelled order (the orders service returns the stock)."""
+    try:
+        services.cancel_fulfillment(
+            store=event.store, order_id=event.order_id, reason=event.data.get("reason") or "order cancelled"
+        )
+    except DomainError as exc:  # shipped already: the order's own table should have refused this
+        log.error("fulfillment of cancelled order %s not cancelled: %s", event.order_id, exc.message)
+
+
+@on_event("shipment.label_created", queue="fulfillment", atomic=False)
+def start_carrier_simulator(event: Event) -> None:
+    """In demo mode the simulated carrier picks up every new parcel."""
+    if settings.CARRIER_SIMULATOR and event.subject_id:
+        tasks.simulate_carrier.apply_async(
+            (int(event.subject_id), event.store.pk), {"step": 0}, countdown=settings.CARRIER_STEP_SECONDS
+        )
