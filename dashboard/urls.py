@@ -1,3 +1,7 @@
 """/api/v1 routes of the dashboard app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .api import StatsView
+
+urlpatterns = [path("dashboard/stats", StatsView.as_view(), name="dashboard-stats")]

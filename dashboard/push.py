@@ -1,0 +1,82 @@
+"""Live push to browsers: committed events, alerts and (throttled) fresh stats, one Channels group
+per store on the Redis channel layer.
+
+Runs in whatever process published the event (the web process after a request commits, or a
+worker), so it must be cheap and must never raise into the publisher: every failure is logged
+and swallowed. Stats are not computed here: a throttle key (SET NX EX) lets at most one
+`dashboard.push_stats` task per store through every STATS_PUSH_EVERY seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+
+from orderflow.core.events import Event
+
+log = logging.getLogger("orderflow.dashboard.push")
+
+STATS_PUSH_EVERY = 2  # seconds, per store
+# The stats task waits this long so that the burst of events that woke it is counted.
+STATS_PUSH_DELAY = 1.0
+
+
+def group_name(store_id: int) -> str:
+    return f"store.{store_id}"
+
+
+def send(store_id: int, message: dict[str, Any]) -> bool:
+    """Push one JSON message to every socket watching the store. False (logged) if it failed."""
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        async_to_sync(layer.group_send)(group_name(store_id), {"type": "push", "message": message})
+        return True
+    except Exception:
+        log.exception("live push to store %s failed", store_id)
+        return False
+
+
+def alert_message(event: Event) -> dict[str, Any]:
+    """`alert.*` events carry the alert (alerts' `Alert.as_event_data()`); add what changed."""
+    data = event.data or {}
+    alert = {k: data.get(k) for k in ("id", "kind", "severity", "subject", "message", "count", "status")}
+    alert["change"] = event.topic.split(".", 1)[1]
+    alert["at"] = event.created_at.isoformat()
+    alert["order_id"] = str(event.order_id) if event.order_id else None
+    return {"type": "alert", "alert": alert}
+
+
+def push_event(event: Event) -> None:
+    """The event_published receiver's body: event, alert if it is one, then maybe stats."""
+    try:
+        store_id = event.store_id
+        send(store_id, {"type": "event", "event": event.as_message()})
+        if event.topic.startswith("alert."):
+            send(store_id, alert_message(event))
+        schedule_stats(store_id)
+    except Exception:
+        log.exception("live push of event %s failed", getattr(event, "pk", None))
+
+
+def schedule_stats(store_id: int) -> bool:
+    """Let one stats push per store through every STATS_PUSH_EVERY seconds (Redis SET NX EX)."""
+    try:
+        if not cache.add(f"dashboard:stats-push:{store_id}", 1, timeout=STATS_PUSH_EVERY):
+            return False
+        from .tasks import push_stats
+
+        push_stats.apply_async(args=[store_id], countdown=STATS_PUSH_DELAY)
+        return True
+    except Exception:
+        log.exception("stats push for store %s not scheduled", store_id)
+        return False
+
+
+def stats_message(stats: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "stats", "stats": stats}

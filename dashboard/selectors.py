@@ -1,0 +1,214 @@
+"""Reads behind the dashboard: the stats, and what each page shows. Every function takes the store
+first; none loops over orders in Python (counts, sums and medians are SQL aggregates).
+
+Windows: "today" starts at midnight in TIME_ZONE; the rates and medians cover the last 7 days of
+orders (by `created_at`), so one indexed range scan of (store, created_at) feeds all of them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from alerts import selectors as alert_selectors
+from inventory.models import StockLevel
+from orderflow.core.events import Event
+from orderflow.core.tenancy import Store
+from orders.models import IdempotencyRecord, Order
+
+from .aggregates import Median, Seconds, median_by_offset, supports_median
+
+RECENT_ORDERS = 10
+LOW_STOCK_LIMIT = 50
+TWO_PLACES = Decimal("0.01")
+
+
+def _money(value: Decimal | None) -> str:
+    return str((value or Decimal("0")).quantize(TWO_PLACES))
+
+
+def _rate(good: int, total: int) -> float | None:
+    return round(good / total, 4) if total else None
+
+
+def start_of_today(now: datetime | None = None) -> datetime:
+    now = timezone.localtime(now or timezone.now())
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# ------------------------------------------------------------------------------------ stats
+
+
+def orders_by_status(store: Store) -> dict[str, int]:
+    """Every status present, zero when empty (one GROUP BY on the (store, status, created) index)."""
+    counts = {s.value: 0 for s in Order.Status}
+    rows = Order.all_stores.filter(store=store).values("status").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def orders_retrying_payment(store: Store) -> int:
+    """Retrying orders are `payment_processing` by definition, so the status index finds them."""
+    return Order.all_stores.filter(
+        store=store, status=Order.Status.PAYMENT_PROCESSING, payment_status=Order.PaymentStatus.RETRYING
+    ).count()
+
+
+def window_figures(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """Orders and revenue today / last hour / last 7 days, success and fulfillment rates, medians —
+    one aggregate over the last 7 days of the store's orders.
+
+    Revenue = totals of orders whose payment succeeded (refunded money is not revenue)."""
+    now = now or timezone.now()
+    week_ago, hour_ago, today = now - timedelta(days=7), now - timedelta(hours=1), start_of_today(now)
+    since = min(week_ago, today)
+    captured = Q(payment_status=Order.PaymentStatus.SUCCEEDED)
+    paid = Q(paid_at__isnull=False)
+    shipped = Q(paid_at__isnull=False, shipped_at__isnull=False)
+    qs = Order.all_stores.filter(store=store, created_at__gte=since)
+    aggregates: dict[str, Any] = {
+        "orders_7d": Count("pk", filter=Q(created_at__gte=week_ago)),
+        "orders_today": Count("pk", filter=Q(created_at__gte=today)),
+        "orders_hour": Count("pk", filter=Q(created_at__gte=hour_ago)),
+        "revenue_7d": Sum("total", filter=captured & Q(created_at__gte=week_ago)),
+        "revenue_today": Sum("total", filter=captured & Q(created_at__gte=today)),
+        "revenue_hour": Sum("total", filter=captured & Q(created_at__gte=hour_ago)),
+        "pay_ok": Count(
+            "pk",
+            filter=Q(created_at__gte=week_ago)
+            & Q(payment_status__in=[Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.REFUNDED]),
+        ),
+        "pay_failed": Count(
+            "pk", filter=Q(created_at__gte=week_ago, payment_status=Order.PaymentStatus.FAILED)
+        ),
+        "paid_n": Count("pk", filter=paid & Q(created_at__gte=week_ago)),
+        "shipped_n": Count("pk", filter=shipped & Q(created_at__gte=week_ago)),
+    }
+    if supports_median():
+        aggregates["median_paid"] = Median(
+            Seconds("paid_at", "created_at"), filter=paid & Q(created_at__gte=week_ago)
+        )
+        aggregates["median_shipped"] = Median(
+            Seconds("shipped_at", "paid_at"), filter=shipped & Q(created_at__gte=week_ago)
+        )
+    row = qs.aggregate(**aggregates)
+    if not supports_median():
+        window = qs.filter(created_at__gte=week_ago)
+        row["median_paid"] = median_by_offset(window.filter(paid), Seconds("paid_at", "created_at"))
+        row["median_shipped"] = median_by_offset(window.filter(shipped), Seconds("shipped_at", "paid_at"))
+    return {
+        "orders": {
+            "today": row["orders_today"],
+            "last_hour": row["orders_hour"],
+            "last_7_days": row["orders_7d"],
+        },
+        "revenue": {
+            "today": _money(row["revenue_today"]),
+            "last_hour": _money(row["revenue_hour"]),
+            "last_7_days": _money(row["revenue_7d"]),
+        },
+        "payment_success_rate": _rate(row["pay_ok"], row["pay_ok"] + row["pay_failed"]),
+        "fulfillment_rate": _rate(row["shipped_n"], row["paid_n"]),
+        "median_accept_to_paid_seconds": _round(row["median_paid"]),
+        "median_paid_to_shipped_seconds": _round(row["median_shipped"]),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def stock_levels(store: Store) -> QuerySet[StockLevel]:
+    """Every SKU's level with `available_qty` and `low` annotated, lowest availability first."""
+    return (
+        StockLevel.all_stores.filter(store=store)
+        .select_related("product")
+        .annotate(available_qty=F("on_hand") - F("reserved"))
+        .annotate(
+            low=ExpressionWrapper(Q(available_qty__lte=F("low_stock_threshold")), output_field=BooleanField())
+        )
+        .order_by("available_qty", "product__sku")
+    )
+
+
+def low_stock(store: Store, limit: int = LOW_STOCK_LIMIT) -> list[dict[str, Any]]:
+    rows = (
+        stock_levels(store)
+        .filter(available_qty__lte=F("low_stock_threshold"))
+        .values(
+            "product__sku", "product__name", "on_hand", "reserved", "available_qty", "low_stock_threshold"
+        )[:limit]
+    )
+    return [
+        {
+            "sku": r["product__sku"],
+            "name": r["product__name"],
+            "on_hand": r["on_hand"],
+            "reserved": r["reserved"],
+            "available": r["available_qty"],
+            "low_stock_threshold": r["low_stock_threshold"],
+        }
+        for r in rows
+    ]
+
+
+def idempotent_replays_today(store: Store, now: datetime | None = None) -> int:
+    """Duplicates answered from a stored response, on keys replayed today (`replays` counts every
+    replay of a key, so a key also replayed yesterday counts those too: keys live ~48 h)."""
+    total = IdempotencyRecord.all_stores.filter(
+        store=store, last_replayed_at__gte=start_of_today(now)
+    ).aggregate(n=Sum("replays"))["n"]
+    return total or 0
+
+
+def recent_orders(store: Store, limit: int = RECENT_ORDERS) -> list[dict[str, Any]]:
+    rows = Order.all_stores.filter(store=store).order_by("-created_at")[:limit]
+    return [order_summary(o) for o in rows]
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "id": str(order.pk),
+        "number": order.number,
+        "status": order.status,
+        "payment_status": order.payment_status,
+        "fulfillment_status": order.fulfillment_status,
+        "customer_email": order.customer_email,
+        "total": _money(order.total),
+        "currency": order.currency,
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def stats(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """`GET /api/v1/dashboard/stats` and the overview's cards (and the throttled live push)."""
+    now = now or timezone.now()
+    return {
+        "store": store.slug,
+        "currency": store.currency,
+        "generated_at": now.isoformat(),
+        "orders_by_status": orders_by_status(store),
+        **window_figures(store, now),
+        "orders_retrying_payment": orders_retrying_payment(store),
+        "low_stock_skus": low_stock(store),
+        "open_alerts_by_severity": alert_selectors.open_alert_counts_by_severity(store),
+        "idempotent_replays_today": idempotent_replays_today(store, now),
+        "recent_orders": recent_orders(store),
+    }
+
+
+# ------------------------------------------------------------------------------- events
+
+
+def order_events(store: Store, order_id: Any) -> QuerySet[Event]:
+    return Event.all_stores.filter(store=store, order_id=order_id).order_by("id")
+
+
+def recent_events(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    rows = Event.all_stores.filter(store=store).select_related("store").order_by("-id")[:limit]
+    return [e.as_message() for e in reversed(rows)]
