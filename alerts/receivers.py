@@ -1,1 +1,207 @@
-"""Event handlers of the alerts step (thin: event → service call or task)."""
+"""The alert listener and the webhook fan-out, on the foundation's event path.
+
+Alerts come from events only, so every alert has an event behind it. Each handler is thin: read
+the event (tolerating missing fields: the other steps' payloads may grow or lag), call a service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orderflow.core.events import Event, on_event
+
+from . import services, webhooks
+from .models import Alert
+
+K, SEV = Alert.Kind, Alert.Severity
+
+
+def _actor(event: Event) -> str:
+    return f"system:{event.topic}"
+
+
+def _order_subject(event: Event) -> str:
+    order_id = event.order_id or event.data.get("order_id")
+    if order_id:
+        return f"order:{order_id}"
+    return f"{event.subject_type or 'event'}:{event.subject_id or event.pk}"
+
+
+def _sku_subject(event: Event) -> str | None:
+    sku = event.data.get("sku")
+    return f"sku:{sku}" if sku else None
+
+
+def _shipment_subject(event: Event) -> str:
+    tracking = event.data.get("tracking_number")
+    if tracking:
+        return f"shipment:{tracking}"
+    return f"{event.subject_type or 'shipment'}:{event.subject_id or event.pk}"
+
+
+def _raise(event: Event, *, kind: str, subject: str, severity: str, message: str, **data: Any) -> Alert:
+    return services.raise_alert(
+        store=event.store,
+        kind=kind,
+        subject=subject,
+        severity=severity,
+        message=message,
+        data={"topic": event.topic, **{k: v for k, v in data.items() if v is not None}},
+        event_id=event.pk,
+        order_id=event.order_id,
+        actor=_actor(event),
+    )
+
+
+def _clear(event: Event, *, kind: str | list[str], subject: str) -> list[Alert]:
+    return services.resolve_alerts(
+        store=event.store, kind=kind, subject=subject, actor=_actor(event), reason=f"auto: {event.topic}"
+    )
+
+
+# ------------------------------------------------------------------------------- inventory
+
+
+@on_event("inventory.threshold_reached", queue="default", atomic=True)
+def stock_threshold_reached(event: Event) -> None:
+    subject = _sku_subject(event)
+    if subject is None:
+        return
+    d = event.data
+    sku, available, threshold = d.get("sku"), d.get("available"), d.get("threshold")
+    kind = d.get("kind")
+    if kind not in (K.LOW_STOCK, K.OUT_OF_STOCK):
+        kind = K.OUT_OF_STOCK if available is not None and available <= 0 else K.LOW_STOCK
+    if kind == K.OUT_OF_STOCK:
+        _raise(event, kind=K.OUT_OF_STOCK, subject=subject, severity=SEV.CRITICAL,
+               message=f"Out of stock: {sku}", sku=sku, available=available, threshold=threshold)  # fmt: skip
+        return
+    left = f" ({available} left, threshold {threshold})" if available is not None else ""
+    _raise(event, kind=K.LOW_STOCK, subject=subject, severity=SEV.WARNING,
+           message=f"Low stock: {sku}{left}", sku=sku, available=available, threshold=threshold)  # fmt: skip
+    if available is not None and available > 0:  # back above zero: no longer out of stock
+        _clear(event, kind=K.OUT_OF_STOCK, subject=subject)
+
+
+@on_event("inventory.forecast_low", queue="default", atomic=True)
+def stock_forecast_low(event: Event) -> None:
+    subject = _sku_subject(event)
+    if subject is None:
+        return
+    d = event.data
+    days, lead = d.get("days_of_cover"), d.get("lead_time_days")
+    cover = f" runs out in ~{float(days):.1f} days" if days is not None else " runs out soon"
+    lead_text = f" (lead time {lead} days)" if lead is not None else ""
+    _raise(event, kind=K.LOW_STOCK, subject=subject, severity=SEV.WARNING,
+           message=f"Low stock forecast: {d.get('sku')}{cover}{lead_text}",
+           sku=d.get("sku"), forecast=True, days_of_cover=days, lead_time_days=lead)  # fmt: skip
+
+
+@on_event("inventory.threshold_cleared", queue="default", atomic=True)
+def stock_threshold_cleared(event: Event) -> None:
+    subject = _sku_subject(event)
+    if subject is not None:
+        _clear(event, kind=[K.LOW_STOCK, K.OUT_OF_STOCK], subject=subject)
+
+
+# -------------------------------------------------------------------------------- payments
+
+
+@on_event("payment.retrying", queue="default", atomic=True)
+def payment_retrying(event: Event) -> None:
+    d = event.data
+    attempt, max_attempts = d.get("attempt"), d.get("max_attempts")
+    if attempt is not None and max_attempts is not None:
+        message = f"Payment retrying (attempt {attempt} of {max_attempts})"
+    elif attempt is not None:
+        message = f"Payment retrying (attempt {attempt})"
+    else:
+        message = "Payment retrying"
+    _raise(event, kind=K.PAYMENT_RETRYING, subject=_order_subject(event), severity=SEV.WARNING,
+           message=message, attempt=attempt, max_attempts=max_attempts,
+           next_delay_seconds=d.get("next_delay_seconds"), error=d.get("error"))  # fmt: skip
+
+
+@on_event("payment.processed", queue="default", atomic=True)
+def payment_processed(event: Event) -> None:
+    _clear(event, kind=K.PAYMENT_RETRYING, subject=_order_subject(event))
+
+
+@on_event("payment.failed", queue="default", atomic=True)
+def payment_failed(event: Event) -> None:
+    d = event.data
+    subject = _order_subject(event)
+    reason = d.get("decline_code") or d.get("error") or d.get("reason") or ""
+    message = f"Payment failed: {reason}" if reason else "Payment failed"
+    _raise(event, kind=K.PAYMENT_FAILED, subject=subject, severity=SEV.CRITICAL, message=message,
+           error=d.get("error"), decline_code=d.get("decline_code"), attempts=d.get("attempts"))  # fmt: skip
+    _clear(event, kind=K.PAYMENT_RETRYING, subject=subject)
+
+
+# ---------------------------------------------------------------------------------- orders
+
+
+@on_event("order.fraud_review", queue="default", atomic=True)
+def order_fraud_review(event: Event) -> None:
+    d = event.data
+    score = d.get("score", d.get("risk_score"))
+    message = "Order held for fraud review" + (f" (risk score {score})" if score is not None else "")
+    _raise(event, kind=K.FRAUD_REVIEW, subject=_order_subject(event), severity=SEV.WARNING,
+           message=message, score=score, reason=d.get("reason") or None, rules=d.get("rules"))  # fmt: skip
+
+
+@on_event("order.payment_processing", "order.rejected", "order.cancelled", "order.expired",
+          queue="default", atomic=True)  # fmt: skip
+def order_left_review(event: Event) -> None:
+    """Approved, rejected, cancelled or expired: the review is over. A cancelled order also stops
+    retrying its payment."""
+    kinds = [K.FRAUD_REVIEW]
+    if event.topic in ("order.cancelled", "order.expired"):
+        kinds.append(K.PAYMENT_RETRYING)
+    _clear(event, kind=kinds, subject=_order_subject(event))
+
+
+# --------------------------------------------------------------------------------- gateway
+
+
+@on_event("gateway.down", queue="default", atomic=True)
+def gateway_down(event: Event) -> None:
+    d = event.data
+    detail = d.get("error") or d.get("reason") or ""
+    _raise(event, kind=K.GATEWAY_DOWN, subject="gateway", severity=SEV.CRITICAL,
+           message="Payment gateway down" + (f": {detail}" if detail else ""),
+           error=detail or None, failures=d.get("failures"))  # fmt: skip
+
+
+@on_event("gateway.up", queue="default", atomic=True)
+def gateway_up(event: Event) -> None:
+    _clear(event, kind=K.GATEWAY_DOWN, subject="gateway")
+
+
+# ------------------------------------------------------------------------------- shipments
+
+
+@on_event("shipment.exception", queue="default", atomic=True)
+def shipment_exception(event: Event) -> None:
+    d = event.data
+    tracking, carrier = d.get("tracking_number"), d.get("carrier")
+    detail = d.get("detail") or d.get("reason") or d.get("message") or ""
+    label = " ".join(x for x in (str(carrier).upper() if carrier else "", tracking or "") if x)
+    message = "Delivery exception" + (f": {label}" if label else "") + (f" — {detail}" if detail else "")
+    _raise(event, kind=K.DELIVERY_EXCEPTION, subject=_shipment_subject(event), severity=SEV.WARNING,
+           message=message, tracking_number=tracking, carrier=carrier)  # fmt: skip
+
+
+@on_event("shipment.in_transit", "shipment.out_for_delivery", "shipment.delivered", "shipment.returned",
+          queue="default", atomic=True)  # fmt: skip
+def shipment_moving_again(event: Event) -> None:
+    _clear(event, kind=K.DELIVERY_EXCEPTION, subject=_shipment_subject(event))
+
+
+# -------------------------------------------------------------------------------- webhooks
+
+
+@on_event("*", queue="default", atomic=True)
+def fan_out_to_webhooks(event: Event) -> None:
+    """Every event, every store: a cached lookup; deliveries only where an endpoint wants it."""
+    webhooks.create_deliveries(event=event)

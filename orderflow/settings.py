@@ -264,6 +264,18 @@ X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
 
+# --- outgoing webhooks (alerts app) -------------------------------------------------------------
+# Plain http:// endpoints are refused except to localhost/127.0.0.1 when DEBUG or this is on.
+WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)
+WEBHOOK_RETRY_BACKOFF = env.float("WEBHOOK_RETRY_BACKOFF", default=10.0)
+# Far below the broker's visibility timeout (a longer countdown would be redelivered again and again).
+WEBHOOK_RETRY_BACKOFF_MAX = env.float("WEBHOOK_RETRY_BACKOFF_MAX", default=600.0)
+WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
+WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
+WEBHOOK_STALE_AFTER_SECONDS = env.float("WEBHOOK_STALE_AFTER_SECONDS", default=300.0)
+
 # --- logging ------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

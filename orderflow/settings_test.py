@@ -19,6 +19,11 @@ os.environ.setdefault("GATEWAY_READ_TIMEOUT", "3")
 os.environ.setdefault("FULFILLMENT_AUTOPILOT_STEP_SECONDS", "0.1")
 os.environ.setdefault("CARRIER_STEP_SECONDS", "0.1")
 os.environ.setdefault("CARRIER_EXCEPTION_RATE", "0")
+os.environ.setdefault("WEBHOOKS_ALLOW_HTTP_LOCALHOST", "true")
+os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "2")
+os.environ.setdefault("WEBHOOK_MAX_RETRIES", "3")
+os.environ.setdefault("WEBHOOK_RETRY_BACKOFF", "0.1")
+os.environ.setdefault("WEBHOOK_RETRY_BACKOFF_MAX", "0.5")
 
 from .settings import *  # noqa: E402,F403
 
