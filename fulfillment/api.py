@@ -133,6 +133,20 @@ CarrierUpdateResultSerializer = inline_serializer(
 # ------------------------------------------------------------------------------------ views
 
 
+def _indexed_as_lists(errors):
+    """DRF 3.18 reports a nested list's errors as {index: error}; turn those back into lists so
+    the error handler renders JSON paths as `lines[0].picked` (the contract's shape), not
+    `lines.0.picked`."""
+    if isinstance(errors, dict):
+        if errors and all(isinstance(k, int) for k in errors):
+            out = [{} for _ in range(max(errors) + 1)]
+            for k, v in errors.items():
+                out[k] = _indexed_as_lists(v)
+            return out
+        return {k: _indexed_as_lists(v) for k, v in errors.items()}
+    return errors
+
+
 class FulfillmentListView(generics.ListAPIView):
     """`GET /api/v1/fulfillments` — newest first; filter `status`."""
 
@@ -172,7 +186,8 @@ class _StepView(generics.GenericAPIView):
     def post(self, request, pk: int):
         fulfillment = selectors.get_fulfillment(request.store, pk)
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(_indexed_as_lists(serializer.errors))
         self.perform(request, fulfillment, serializer.validated_data)
         return Response(FulfillmentSerializer(selectors.get_fulfillment(request.store, pk)).data)
 
