@@ -88,7 +88,9 @@ class AlertResolveView(_AlertActionView):
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    topics = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
+    # Each topic is checked by the service (errors named `topics[i]`); DRF's per-child errors
+    # would come out keyed `topics.1`.
+    topics = serializers.ListField(child=serializers.CharField(allow_blank=True), allow_empty=False)
 
     class Meta:
         model = WebhookEndpoint

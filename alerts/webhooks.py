@@ -79,7 +79,7 @@ def validate_topics(topics: Any) -> list[str]:
         raise ValidationFailed(fields={"topics": [f"At most {MAX_TOPICS} topics."]})
     clean: list[str] = []
     for i, topic in enumerate(topics):
-        if not isinstance(topic, str) or not TOPIC_PATTERN.match(topic.strip()):
+        if not isinstance(topic, str) or len(topic) > 100 or not TOPIC_PATTERN.match(topic.strip()):
             raise ValidationFailed(
                 fields={f"topics[{i}]": ['Use a topic or pattern like "order.created", "order.*" or "*".']}
             )
