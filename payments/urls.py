@@ -1,3 +1,11 @@
 """/api/v1 routes of the payments app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("orders/<uuid:order_id>/approve", api.OrderApproveView.as_view(), name="order-approve"),
+    path("orders/<uuid:order_id>/reject", api.OrderRejectView.as_view(), name="order-reject"),
+    path("orders/<uuid:order_id>/payment", api.OrderPaymentView.as_view(), name="order-payment"),
+]

@@ -1,0 +1,67 @@
+"""Admin for payments: each payment with its attempts inline; read-only, because money moves only
+through the gateway and the services (an edited status here would lie about the bank)."""
+
+from django.contrib import admin, messages
+
+from orderflow.core.admin import StoreScopedAdmin
+
+from . import tasks
+from .models import Payment, PaymentAttempt
+
+
+class PaymentAttemptInline(admin.TabularInline):
+    model = PaymentAttempt
+    extra = 0
+    can_delete = False
+    fields = [
+        "number", "started_at", "finished_at", "outcome", "http_status", "error_code", "decline_code",
+        "latency_ms", "charge_id", "message",
+    ]  # fmt: skip
+    readonly_fields = fields
+    ordering = ["number"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(StoreScopedAdmin):
+    list_display = [
+        "id", "store", "order", "status", "amount", "currency", "attempts", "error_code",
+        "gateway_charge_id", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "store", "error_code", "created_at"]
+    search_fields = ["id", "order__id", "order__customer_email", "gateway_charge_id", "idempotency_key"]
+    list_select_related = ["store", "order"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Payment._meta.fields]
+    inlines = [PaymentAttemptInline]
+    actions = ["refund_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Refund selected payments (succeeded ones only)")
+    def refund_selected(self, request, queryset):
+        queued = 0
+        for payment in queryset.filter(status=Payment.Status.SUCCEEDED):
+            tasks.refund_payment.delay(str(payment.pk), payment.store_id)
+            queued += 1
+        self.message_user(request, f"Queued {queued} refund(s).", messages.INFO)
+
+
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(StoreScopedAdmin):
+    list_display = ["payment", "number", "outcome", "http_status", "error_code", "latency_ms", "started_at"]
+    list_filter = ["outcome", "store"]
+    search_fields = ["payment__id", "charge_id", "error_code"]
+    readonly_fields = [f.name for f in PaymentAttempt._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,98 @@
+"""Payments API: the operator's fraud-review decisions and a read of an order's payment.
+
+`POST /api/v1/orders/<id>/approve` and `/reject` act only on an order held in `fraud_review`
+(anything else: 409 `invalid_transition`) of the request's store (another store's id: 404), and
+answer 200 with the order.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from orderflow.core.errors import NotFound
+from orderflow.core.tenancy import actor_name
+from orders import selectors as order_selectors
+from orders.representation import OrderOut
+
+from . import selectors, services
+from .models import Payment, PaymentAttempt
+
+
+class RejectIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class PaymentAttemptOut(serializers.ModelSerializer):
+    class Meta:
+        model = PaymentAttempt
+        fields = [
+            "number", "started_at", "finished_at", "outcome", "http_status", "error_code",
+            "decline_code", "latency_ms", "charge_id",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class PaymentOut(serializers.ModelSerializer):
+    order_id = serializers.UUIDField(read_only=True)
+    attempts_log = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id", "order_id", "status", "amount", "currency", "gateway_charge_id", "attempts",
+            "error_code", "decline_code", "last_error", "next_retry_at", "refunded_amount",
+            "created_at", "updated_at", "succeeded_at", "failed_at", "refunded_at", "attempts_log",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema(responses=PaymentAttemptOut(many=True))
+    def get_attempts_log(self, payment: Payment) -> list[dict]:
+        return PaymentAttemptOut(selectors.attempts(payment.store, payment), many=True).data
+
+
+class OrderApproveView(GenericAPIView):
+    """`POST /api/v1/orders/<id>/approve` — release an order held for fraud review to payment."""
+
+    serializer_class = OrderOut
+
+    @extend_schema(request=None, responses=OrderOut)
+    def post(self, request, order_id):
+        order_selectors.get_order(request.store, order_id)  # 404 outside the store
+        services.approve_order(store=request.store, order_id=order_id, actor=actor_name(request))
+        return Response(OrderOut(order_selectors.get_order(request.store, order_id)).data)
+
+
+class OrderRejectView(GenericAPIView):
+    """`POST /api/v1/orders/<id>/reject` `{"reason"?}` — close an order held for fraud review;
+    its reserved stock is released."""
+
+    serializer_class = RejectIn
+
+    @extend_schema(request=RejectIn, responses=OrderOut)
+    def post(self, request, order_id):
+        body = RejectIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        order_selectors.get_order(request.store, order_id)
+        services.reject_order(
+            store=request.store,
+            order_id=order_id,
+            actor=actor_name(request),
+            reason=body.validated_data["reason"],
+        )
+        return Response(OrderOut(order_selectors.get_order(request.store, order_id)).data)
+
+
+class OrderPaymentView(GenericAPIView):
+    """`GET /api/v1/orders/<id>/payment` — the order's payment and every attempt at the gateway."""
+
+    serializer_class = PaymentOut
+
+    def get(self, request, order_id):
+        order = order_selectors.get_order(request.store, order_id)
+        payment = selectors.payment_for_order(request.store, order.pk)
+        if payment is None:
+            raise NotFound("This order has no payment yet.")
+        return Response(PaymentOut(payment).data)

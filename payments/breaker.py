@@ -1,0 +1,173 @@
+"""The gateway circuit breaker, its state in Redis so every worker process and host agrees.
+
+closed ──(BREAKER_FAILURE_THRESHOLD consecutive gateway failures)──▶ open
+open ──(BREAKER_COOLDOWN_SECONDS pass)──▶ half-open: exactly one probe call is let through
+half-open ──probe succeeds──▶ closed          half-open ──probe fails──▶ open again
+
+While open, payment tasks do not call the gateway; they record a `breaker_open` attempt and
+re-schedule themselves for the end of the cool-down (plus jitter, so they do not return as a herd)
+without spending their retry budget. Any success resets the failure count and closes the breaker.
+
+The stores whose payments met the open breaker are kept in a Redis set, so the caller can tell
+each of them when the gateway is back (`gateway.down` / `gateway.up` per store). If Redis itself
+fails, the breaker fails open (calls go through): it protects the gateway, it must not stop us.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger("orderflow.payments.breaker")
+
+_PREFIX = "of:breaker:gateway"
+K_FAILURES = f"{_PREFIX}:failures"
+K_OPEN_UNTIL = f"{_PREFIX}:open_until"
+K_OPENED_AT = f"{_PREFIX}:opened_at"
+K_PROBE = f"{_PREFIX}:probe"
+K_STORES = f"{_PREFIX}:stores"
+
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    return _client
+
+
+def _threshold() -> int:
+    return max(1, int(settings.BREAKER_FAILURE_THRESHOLD))
+
+
+def _cooldown() -> float:
+    return float(settings.BREAKER_COOLDOWN_SECONDS)
+
+
+def _probe_ttl() -> int:
+    """A probe that dies mid-call must not hold the half-open slot for ever."""
+    return int(settings.GATEWAY_CONNECT_TIMEOUT + settings.GATEWAY_READ_TIMEOUT) + 5
+
+
+def jitter() -> float:
+    return random.uniform(0, max(0.1, _cooldown() / 4))
+
+
+@dataclass(frozen=True)
+class Permit:
+    allowed: bool
+    wait_seconds: float = 0.0
+    probe: bool = False
+
+
+def before_call() -> Permit:
+    """May a payment call the gateway now? If not, how long until it should ask again."""
+    try:
+        r = client()
+        raw = r.get(K_OPEN_UNTIL)
+        if raw is None:
+            return Permit(True)
+        remaining = float(raw) - time.time()
+        if remaining > 0:
+            return Permit(False, remaining)
+        if r.set(K_PROBE, uuid.uuid4().hex, nx=True, ex=_probe_ttl()):
+            return Permit(True, probe=True)
+        return Permit(False, max(0.2, _cooldown() / 4))  # someone else is probing
+    except redis.RedisError as exc:
+        log.warning("breaker state unavailable, letting the call through: %s", exc)
+        return Permit(True)
+
+
+def record_success() -> list[int]:
+    """A call got a coherent answer. Returns the ids of the stores to tell the gateway is back
+    (non-empty only for the one caller whose success closed an open breaker)."""
+    try:
+        r = client()
+        pipe = r.pipeline(transaction=True)
+        pipe.delete(K_FAILURES)
+        pipe.getdel(K_OPEN_UNTIL)
+        _, was_open = pipe.execute()
+        if was_open is None:
+            return []
+        pipe = r.pipeline(transaction=True)
+        pipe.smembers(K_STORES)
+        pipe.delete(K_STORES, K_PROBE, K_OPENED_AT)
+        members, _ = pipe.execute()
+        return sorted(int(m) for m in members)
+    except redis.RedisError as exc:
+        log.warning("breaker state unavailable on success: %s", exc)
+        return []
+
+
+@dataclass(frozen=True)
+class FailureResult:
+    opened: bool  # this failure opened the breaker
+    store_is_new: bool  # first time this store meets the open breaker (tell it: gateway.down)
+    failures: int
+
+
+def record_failure(store_id: int) -> FailureResult:
+    """A call failed in a way that says the gateway is unwell."""
+    try:
+        r = client()
+        failures = int(r.incr(K_FAILURES))
+        r.expire(K_FAILURES, 3600)
+        now = time.time()
+        raw = r.get(K_OPEN_UNTIL)
+        opened = False
+        if raw is None:
+            if failures < _threshold():
+                return FailureResult(False, False, failures)
+            opened = bool(r.set(K_OPEN_UNTIL, now + _cooldown(), nx=True))
+            if opened:
+                r.set(K_OPENED_AT, now)
+        elif float(raw) <= now:
+            # half-open and the probe (or a late call) failed: open for another cool-down
+            r.set(K_OPEN_UNTIL, now + _cooldown())
+            r.delete(K_PROBE)
+        store_is_new = bool(r.sadd(K_STORES, store_id))
+        return FailureResult(opened, store_is_new, failures)
+    except redis.RedisError as exc:
+        log.warning("breaker state unavailable on failure: %s", exc)
+        return FailureResult(False, False, 0)
+
+
+def note_store(store_id: int) -> bool:
+    """Remember that this store met the open breaker; True the first time (tell it)."""
+    try:
+        return bool(client().sadd(K_STORES, store_id))
+    except redis.RedisError:
+        return False
+
+
+def state() -> dict:
+    """For dashboards: closed / open / half_open, consecutive failures, when it reopens to calls."""
+    try:
+        r = client()
+        failures, open_until, opened_at = r.mget(K_FAILURES, K_OPEN_UNTIL, K_OPENED_AT)
+        stores = r.scard(K_STORES)
+    except redis.RedisError:
+        return {"state": "unknown", "failures": None, "open_until": None, "opened_at": None, "stores": None}
+    if open_until is None:
+        name = "closed"
+    else:
+        name = "open" if float(open_until) > time.time() else "half_open"
+    return {
+        "state": name,
+        "failures": int(failures or 0),
+        "open_until": float(open_until) if open_until else None,
+        "opened_at": float(opened_at) if opened_at else None,
+        "stores": stores,
+    }
+
+
+def reset() -> None:
+    """Forget everything (tests and operators)."""
+    client().delete(K_FAILURES, K_OPEN_UNTIL, K_OPENED_AT, K_PROBE, K_STORES)

@@ -1,0 +1,589 @@
+"""Writes of the payments step: the fraud decision, the operator's review, charging and refunding.
+
+The promise: a customer is charged exactly once or not at all. The pieces that keep it:
+* the gateway idempotency key is fixed on the Payment row before the first attempt, so every try
+  (retries, redeliveries after a crash, duplicate tasks) asks for the same charge;
+* no database transaction is held open across a gateway call; each step before and after is its
+  own short transaction with row locks, and a task that finds the payment final does nothing;
+* an order that left `payment_processing` (cancelled, expired) is not charged, and one that left
+  it while its charge was in flight is refunded (see `receivers.refund_if_order_gone`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from inventory import services as inventory_services
+from orderflow.core import vault
+from orderflow.core.errors import InvalidTransition, NotFound
+from orderflow.core.events import emit
+from orderflow.core.statemachine import transition
+from orderflow.core.tenancy import Store
+from orders import services as order_services
+from orders.models import Order
+
+from . import breaker, fraud, gateway
+from .models import Payment, PaymentAttempt
+
+log = logging.getLogger("orderflow.payments")
+
+ACTOR = "payments"
+OS = Order.Status
+PS = Payment.Status
+
+
+# ------------------------------------------------------------------------------- fraud
+
+
+def check_fraud(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
+    """Score a pending order and act on the decision, all in one transaction:
+    approve → `payment_processing` (+ its Payment), review → `fraud_review`,
+    reject → `rejected` with its stock released. A second run finds the order no longer pending
+    and does nothing."""
+    with transaction.atomic():
+        order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
+        if order is None or order.status != OS.PENDING:
+            return order
+        order.store = store
+        assessment = fraud.assess(order)
+        order_services.record_risk(
+            order=order, score=assessment.score, decision=assessment.decision, rules=assessment.rules
+        )
+        emit(
+            "fraud.checked",
+            store=store,
+            order_id=order.pk,
+            subject=order,
+            data={"score": assessment.score, "decision": assessment.decision, "rules": assessment.rules},
+            actor="fraud",
+        )
+        reason = f"fraud score {assessment.score}"
+        if assessment.decision == fraud.APPROVE:
+            order_services.change_status(
+                order=order,
+                to=OS.PAYMENT_PROCESSING,
+                reason=reason,
+                actor="fraud",
+                data={"score": assessment.score},
+            )
+            open_payment(order=order)
+        elif assessment.decision == fraud.REVIEW:
+            order_services.change_status(
+                order=order,
+                to=OS.FRAUD_REVIEW,
+                reason=reason,
+                actor="fraud",
+                data={"score": assessment.score, "rules": assessment.rules},
+            )
+        else:
+            _reject(store=store, order=order, actor="fraud", reason=reason)
+    return order
+
+
+def approve_order(*, store: Store, order_id: uuid.UUID | str, actor: str) -> Order:
+    """An operator clears an order held for review: it goes on to payment."""
+    with transaction.atomic():
+        order = _order_in_review(store, order_id)
+        emit(
+            "fraud.reviewed",
+            store=store,
+            order_id=order.pk,
+            subject=order,
+            data={"decision": fraud.APPROVE, "score": order.risk_score},
+            actor=actor,
+        )
+        order_services.change_status(
+            order=order, to=OS.PAYMENT_PROCESSING, reason="approved after fraud review", actor=actor
+        )
+        open_payment(order=order)
+    return order
+
+
+def reject_order(*, store: Store, order_id: uuid.UUID | str, actor: str, reason: str = "") -> Order:
+    """An operator rejects an order held for review: it is closed and its stock comes back."""
+    with transaction.atomic():
+        order = _order_in_review(store, order_id)
+        emit(
+            "fraud.reviewed",
+            store=store,
+            order_id=order.pk,
+            subject=order,
+            data={"decision": fraud.REJECT, "score": order.risk_score, "reason": reason},
+            actor=actor,
+        )
+        _reject(store=store, order=order, actor=actor, reason=reason or "rejected after fraud review")
+    return order
+
+
+def _order_in_review(store: Store, order_id: Any) -> Order:
+    order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
+    if order is None:
+        raise NotFound("No such order.")
+    order.store = store
+    if order.status != OS.FRAUD_REVIEW:
+        raise InvalidTransition(
+            f"Only an order in fraud_review can be approved or rejected; this one is '{order.status}'.",
+            extra={"from": order.status},
+        )
+    return order
+
+
+def _reject(*, store: Store, order: Order, actor: str, reason: str) -> None:
+    order_services.change_status(order=order, to=OS.REJECTED, reason=reason, actor=actor)
+    inventory_services.release_stock(store=store, order_id=order.pk, actor=actor, reason="order rejected")
+    transaction.on_commit(lambda: vault.forget(store.pk, order.pk))
+
+
+# ----------------------------------------------------------------------------- payment
+
+
+def open_payment(*, order: Order) -> Payment:
+    """The order's Payment, created once with its gateway idempotency key fixed up front."""
+    existing = Payment.all_stores.filter(order=order).first()
+    if existing is not None:
+        return existing
+    payment_id = uuid.uuid4()
+    payment, _ = Payment.all_stores.get_or_create(
+        order=order,
+        defaults={
+            "id": payment_id,
+            "store": order.store,
+            "amount": order.total,
+            "currency": order.currency,
+            "idempotency_key": f"charge-{payment_id}",
+        },
+    )
+    return payment
+
+
+def ensure_payment(*, store: Store, order_id: uuid.UUID | str) -> Payment | None:
+    """The Payment of an order that is in payment_processing (created if it is missing)."""
+    with transaction.atomic():
+        order = Order.all_stores.filter(store=store, pk=order_id).first()
+        if order is None:
+            return None
+        payment = Payment.all_stores.filter(order=order).first()
+        if payment is None and order.status == OS.PAYMENT_PROCESSING:
+            order.store = store
+            payment = open_payment(order=order)
+        return payment
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the charge task does next: stop ("done"), retry after a failure ("retry", spends the
+    retry budget) or come back when the breaker lets it ("wait", free)."""
+
+    kind: str
+    delay: float = 0.0
+    outcome: str = ""
+
+
+def max_attempts() -> int:
+    return settings.PAYMENT_MAX_RETRIES + 1
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, as Celery's retry_backoff/retry_jitter compute it:
+    min(BACKOFF_MAX, BACKOFF * 2**(attempt-1)), then uniformly below it when jitter is on."""
+    cap = min(settings.PAYMENT_RETRY_BACKOFF_MAX, settings.PAYMENT_RETRY_BACKOFF * (2 ** max(0, attempt - 1)))
+    return random.uniform(0, cap) if settings.PAYMENT_RETRY_JITTER else cap
+
+
+def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
+    """One turn of the charge task: at most one gateway call, its outcome recorded."""
+    payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
+    if payment is None or payment.status in Payment.FINAL_STATUSES:
+        return Step("done", outcome=payment.status if payment else "missing")
+    payment.store = payment.order.store = store
+    order = payment.order
+    if order.status != OS.PAYMENT_PROCESSING:
+        _abandon(payment, reason=f"order is {order.status}")
+        return Step("done", outcome="abandoned")
+    card = vault.detokenize(store.pk, order.pk)
+    if not card or not card.get("card_number"):
+        _fail(
+            payment,
+            error_code="card_token_expired",
+            message="The card details expired before the payment ran; the shopper must pay again.",
+        )
+        return Step("done", outcome=PS.FAILED)
+
+    permit = breaker.before_call()
+    if not permit.allowed:
+        delay = permit.wait_seconds + breaker.jitter()
+        _record_breaker_open(payment, delay)
+        return Step("wait", delay=delay, outcome="breaker_open")
+
+    attempt = _begin_attempt(payment)
+    if attempt is None:
+        return Step("done", outcome=payment.status)
+    try:
+        charge = gateway.create_charge(
+            amount=payment.amount,
+            currency=payment.currency,
+            card_number=str(card["card_number"]),
+            idempotency_key=payment.idempotency_key,
+            description=f"Order #{order.number}",
+            metadata={"order_id": str(order.pk), "store": store.slug, "payment_id": str(payment.pk)},
+        )
+    except gateway.GatewayError as exc:
+        outcome = PaymentAttempt.Outcome.TIMEOUT if exc.timeout else PaymentAttempt.Outcome.TRANSIENT_ERROR
+        _finish_attempt(attempt, outcome, exc.call, error_code=exc.code, message=str(exc))
+        if exc.counts_against_gateway:
+            _gateway_failed(store, exc)
+        else:
+            _gateway_alive()
+        if payment.attempts >= max_attempts():
+            _fail(payment, error_code=exc.code, message=f"gave up after {payment.attempts} attempts: {exc}")
+            return Step("done", outcome=PS.FAILED)
+        delay = retry_delay(payment.attempts)
+        _schedule_retry(payment, delay, exc)
+        return Step("retry", delay=delay, outcome="retrying")
+    except gateway.PaymentError as exc:
+        outcome = (
+            PaymentAttempt.Outcome.DECLINED
+            if isinstance(exc, gateway.PaymentDeclined)
+            else PaymentAttempt.Outcome.ERROR
+        )
+        _finish_attempt(
+            attempt, outcome, exc.call, error_code=exc.code, decline_code=exc.decline_code, message=str(exc)
+        )
+        _gateway_alive()
+        _fail(payment, error_code=exc.code, decline_code=exc.decline_code, message=str(exc))
+        return Step("done", outcome=PS.FAILED)
+    _finish_attempt(attempt, PaymentAttempt.Outcome.SUCCEEDED, charge.call, charge_id=charge.id)
+    _gateway_alive()
+    _succeed(payment, charge)
+    return Step("done", outcome=PS.SUCCEEDED)
+
+
+def _locked(payment: Payment) -> tuple[Payment, Order]:
+    """Lock order then payment (always in that order, so two paths never deadlock)."""
+    order = Order.all_stores.select_for_update().get(pk=payment.order_id)
+    fresh = Payment.all_stores.select_for_update().get(pk=payment.pk)
+    order.store = fresh.store = payment.store
+    fresh.order = order
+    return fresh, order
+
+
+def _begin_attempt(payment: Payment) -> PaymentAttempt | None:
+    """Count the attempt and write its row before the call, so a crash mid-call still shows it."""
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            payment.status = fresh.status
+            return None
+        attempts = fresh.attempts + 1
+        number = PaymentAttempt.all_stores.filter(payment=fresh).count() + 1
+        if fresh.status == PS.PENDING:
+            transition(
+                fresh,
+                PS.PROCESSING,
+                reason="first attempt",
+                actor=ACTOR,
+                updates={"attempts": attempts},
+                data={"attempt": attempts, "max_attempts": max_attempts()},
+            )
+            order_services.set_payment_status(order=order, status="processing", attempts=attempts)
+        else:
+            Payment.all_stores.filter(pk=fresh.pk).update(attempts=attempts, updated_at=timezone.now())
+            order_services.set_payment_status(order=order, status=order.payment_status, attempts=attempts)
+        payment.status, payment.attempts = PS.PROCESSING, attempts
+        return PaymentAttempt.all_stores.create(
+            store=payment.store, payment=fresh, number=number, started_at=timezone.now()
+        )
+
+
+def _finish_attempt(
+    attempt: PaymentAttempt,
+    outcome: str,
+    call: gateway.GatewayCall,
+    *,
+    error_code: str = "",
+    decline_code: str = "",
+    message: str = "",
+    charge_id: str = "",
+) -> None:
+    PaymentAttempt.all_stores.filter(pk=attempt.pk).update(
+        outcome=outcome,
+        finished_at=timezone.now(),
+        http_status=call.http_status,
+        latency_ms=call.latency_ms,
+        error_code=error_code[:50],
+        decline_code=decline_code[:50],
+        message=message[:500],
+        charge_id=charge_id,
+    )
+
+
+def _record_breaker_open(payment: Payment, delay: float) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        fresh, _order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            return
+        number = PaymentAttempt.all_stores.filter(payment=fresh).count() + 1
+        PaymentAttempt.all_stores.create(
+            store=payment.store,
+            payment=fresh,
+            number=number,
+            started_at=now,
+            finished_at=now,
+            outcome=PaymentAttempt.Outcome.BREAKER_OPEN,
+            message=f"gateway circuit open; next try in {delay:.1f}s",
+        )
+        Payment.all_stores.filter(pk=fresh.pk).update(
+            next_retry_at=now + timedelta(seconds=delay), updated_at=now
+        )
+    if breaker.note_store(payment.store_id):
+        _emit_gateway_down(payment.store, error="breaker_open", failures=None)
+
+
+def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            return
+        Payment.all_stores.filter(pk=fresh.pk).update(
+            next_retry_at=now + timedelta(seconds=delay),
+            error_code=exc.code[:50],
+            last_error=str(exc)[:500],
+            updated_at=now,
+        )
+        emit(
+            "payment.retrying",
+            store=payment.store,
+            order_id=order.pk,
+            subject=fresh,
+            data={
+                "attempt": fresh.attempts,
+                "max_attempts": max_attempts(),
+                "next_delay_seconds": round(delay, 3),
+                "error": exc.code,
+                "message": str(exc)[:200],
+            },
+            actor=ACTOR,
+        )
+        order_services.set_payment_status(order=order, status="retrying", attempts=fresh.attempts)
+
+
+def _succeed(payment: Payment, charge: gateway.Charge) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status != PS.PROCESSING:
+            return
+        transition(
+            fresh,
+            PS.SUCCEEDED,
+            topic="payment.processed",
+            reason="charged",
+            actor=ACTOR,
+            updates={
+                "gateway_charge_id": charge.id,
+                "succeeded_at": now,
+                "next_retry_at": None,
+                "error_code": "",
+            },
+            data={
+                "amount": str(fresh.amount),
+                "currency": fresh.currency,
+                "charge_id": charge.id,
+                "attempts": fresh.attempts,
+            },
+        )
+        order_services.set_payment_status(order=order, status="succeeded", attempts=fresh.attempts)
+        if order.status == OS.PAYMENT_PROCESSING:
+            order_services.change_status(
+                order=order,
+                to=OS.PAID,
+                reason="payment succeeded",
+                actor=ACTOR,
+                updates={"paid_at": now},
+                data={"charge_id": charge.id, "amount": str(fresh.amount)},
+            )
+            inventory_services.commit_stock(store=payment.store, order_id=order.pk, actor=ACTOR)
+        # else: the order left payment_processing while the charge was in flight; the
+        # payment.processed handler sees that and refunds.
+        store_pk, order_pk = payment.store.pk, order.pk
+        transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
+    payment.status = PS.SUCCEEDED
+
+
+def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str = "") -> None:
+    """Final failure: payment failed, order payment_failed, its reservation released."""
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            return
+        transition(
+            fresh,
+            PS.FAILED,
+            topic="payment.failed",
+            reason=message[:200],
+            actor=ACTOR,
+            updates={
+                "error_code": error_code[:50],
+                "decline_code": decline_code[:50],
+                "last_error": message[:500],
+                "failed_at": timezone.now(),
+                "next_retry_at": None,
+            },
+            data={"error_code": error_code, "decline_code": decline_code, "attempts": fresh.attempts},
+        )
+        order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)
+        if order.status == OS.PAYMENT_PROCESSING:
+            order_services.change_status(
+                order=order,
+                to=OS.PAYMENT_FAILED,
+                reason=message[:200],
+                actor=ACTOR,
+                data={"error_code": error_code, "decline_code": decline_code},
+            )
+            inventory_services.release_stock(
+                store=payment.store, order_id=order.pk, actor=ACTOR, reason="payment failed"
+            )
+        store_pk, order_pk = payment.store.pk, order.pk
+        transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
+    payment.status = PS.FAILED
+
+
+def _abandon(payment: Payment, *, reason: str) -> None:
+    """The order left payment_processing before we charged: close the payment without a call."""
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            return
+        code = f"order_{order.status}"[:50]
+        transition(
+            fresh,
+            PS.FAILED,
+            topic="payment.cancelled",
+            reason=reason,
+            actor=ACTOR,
+            updates={"error_code": code, "failed_at": timezone.now(), "next_retry_at": None},
+            data={"error_code": code, "attempts": fresh.attempts},
+        )
+        order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)
+        store_pk, order_pk = payment.store.pk, order.pk
+        transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
+    payment.status = PS.FAILED
+
+
+# ---------------------------------------------------------------------- breaker events
+
+
+def _gateway_failed(store: Store, exc: gateway.GatewayError) -> None:
+    result = breaker.record_failure(store.pk)
+    if result.store_is_new:
+        _emit_gateway_down(store, error=exc.code, failures=result.failures)
+
+
+def _gateway_alive() -> None:
+    for store_id in breaker.record_success():
+        store = Store.objects.filter(pk=store_id).first()
+        if store is not None:
+            emit(
+                "gateway.up",
+                store=store,
+                subject_type="gateway",
+                subject_id="gateway",
+                data={"gateway": settings.GATEWAY_URL},
+                actor=ACTOR,
+            )
+
+
+def _emit_gateway_down(store: Store, *, error: str, failures: int | None) -> None:
+    emit(
+        "gateway.down",
+        store=store,
+        subject_type="gateway",
+        subject_id="gateway",
+        data={
+            "gateway": settings.GATEWAY_URL,
+            "error": error,
+            "failures": failures,
+            "cooldown_seconds": settings.BREAKER_COOLDOWN_SECONDS,
+        },
+        actor=ACTOR,
+    )
+
+
+# ------------------------------------------------------------------------------ refund
+
+
+def payment_needs_refund(payment: Payment) -> bool:
+    """A captured payment whose order will not be fulfilled (cancelled, or expired in flight)."""
+    return payment.status == PS.SUCCEEDED and payment.order.status in (OS.CANCELLED, OS.EXPIRED)
+
+
+def refund_payment(*, store: Store, payment_id: uuid.UUID | str, attempt: int = 1) -> Step:
+    """Refund a captured payment in full, with its own idempotency key (`refund-<payment id>`)."""
+    payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
+    if payment is None or payment.status != PS.SUCCEEDED:
+        return Step("done", outcome=payment.status if payment else "missing")
+    payment.store = payment.order.store = store
+    permit = breaker.before_call()
+    if not permit.allowed:
+        return Step("wait", delay=permit.wait_seconds + breaker.jitter(), outcome="breaker_open")
+    try:
+        refund = gateway.create_refund(
+            charge_id=payment.gateway_charge_id,
+            amount=payment.amount - payment.refunded_amount,
+            idempotency_key=payment.refund_idempotency_key,
+        )
+    except gateway.GatewayError as exc:
+        if exc.counts_against_gateway:
+            _gateway_failed(store, exc)
+        if attempt >= max_attempts():
+            _refund_failed(payment, exc, attempt)
+            return Step("done", outcome="refund_failed")
+        return Step("retry", delay=retry_delay(attempt), outcome="retrying")
+    except gateway.PaymentError as exc:
+        _gateway_alive()
+        _refund_failed(payment, exc, attempt)
+        return Step("done", outcome="refund_failed")
+    _gateway_alive()
+    now = timezone.now()
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status != PS.SUCCEEDED:
+            return Step("done", outcome=fresh.status)
+        transition(
+            fresh,
+            PS.REFUNDED,
+            topic="payment.refunded",
+            reason=f"order {order.status}",
+            actor=ACTOR,
+            updates={"refunded_amount": fresh.amount, "refund_id": refund.id, "refunded_at": now},
+            data={
+                "amount": str(refund.amount),
+                "currency": fresh.currency,
+                "refund_id": refund.id,
+                "charge_id": fresh.gateway_charge_id,
+            },
+        )
+        order_services.set_payment_status(order=order, status="refunded")
+    return Step("done", outcome=PS.REFUNDED)
+
+
+def _refund_failed(payment: Payment, exc: Exception, attempt: int) -> None:
+    emit(
+        "payment.refund_failed",
+        store=payment.store,
+        order_id=payment.order_id,
+        subject=payment,
+        data={"error_code": getattr(exc, "code", "error"), "message": str(exc)[:200], "attempts": attempt},
+        actor=ACTOR,
+    )

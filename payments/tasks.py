@@ -1,0 +1,52 @@
+"""Celery tasks of the payments step (payments queue): thin — load by id, call a service.
+
+Retries are explicit (`self.retry(countdown=...)`) rather than `autoretry_for`, because the task
+must say *before* each retry that it is retrying (`payment.retrying`, for the dashboard and the
+alerts) and because the circuit breaker's re-scheduling must not spend the retry budget. The
+countdown is computed exactly as Celery's `retry_backoff` / `retry_backoff_max` / `retry_jitter`
+would (full jitter) from PAYMENT_RETRY_BACKOFF, PAYMENT_RETRY_BACKOFF_MAX, PAYMENT_RETRY_JITTER;
+the budget is PAYMENT_MAX_RETRIES retries, counted on the Payment row (gateway calls made), so a
+redelivered task after a worker crash does not get a fresh budget. Every countdown stays far below
+the broker's visibility timeout (PAYMENT_RETRY_BACKOFF_MAX, BREAKER_COOLDOWN_SECONDS ≪ 1 h).
+"""
+
+from celery import shared_task
+
+from orderflow.core.tenancy import Store, use_store
+
+from . import services
+
+
+@shared_task(name="payments.check_fraud", acks_late=True, ignore_result=True)
+def check_fraud(order_id: str, store_id: int) -> None:
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        return
+    with use_store(store):
+        services.check_fraud(store=store, order_id=order_id)
+
+
+@shared_task(name="payments.charge_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def charge_payment(self, payment_id: str, store_id: int) -> str:
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        return "missing"
+    with use_store(store):
+        step = services.attempt_charge(store=store, payment_id=payment_id)
+    if step.kind in ("retry", "wait"):
+        raise self.retry(countdown=step.delay)
+    return step.outcome
+
+
+@shared_task(name="payments.refund_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def refund_payment(self, payment_id: str, store_id: int, attempt: int = 1) -> str:
+    """`attempt` counts gateway calls only: waiting on the open breaker does not spend it."""
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        return "missing"
+    with use_store(store):
+        step = services.refund_payment(store=store, payment_id=payment_id, attempt=attempt)
+    if step.kind in ("retry", "wait"):
+        next_attempt = attempt + 1 if step.kind == "retry" else attempt
+        raise self.retry(args=[payment_id, store_id], kwargs={"attempt": next_attempt}, countdown=step.delay)
+    return step.outcome

@@ -1,0 +1,95 @@
+"""Orders for payment tests, built the way intake builds them: order + lines at catalogue prices,
+stock reserved, the card in the vault, `order.created` emitted — all in one transaction.
+
+(Intake's HTTP endpoint is the orders engineer's; these helpers stand in for it with the same
+models and services, so the payment step sees exactly what intake leaves behind.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Max
+
+from inventory.models import Product
+from inventory.services import reserve_stock
+from orderflow.core import vault
+from orderflow.core.events import Event, emit
+from orderflow.core.tenancy import Store
+from orders.models import Order, OrderItem
+
+CARD_OK = "4242424242424242"
+CARD_DECLINED = "4000000000000002"
+CARD_INSUFFICIENT = "4000000000009995"
+CARD_PROCESSING_ERROR = "4000000000000119"
+CARD_SLOW = "4000000000000259"
+
+
+def create_order(
+    store: Store,
+    *lines: tuple[Product, int],
+    card: str = CARD_OK,
+    email: str | None = None,
+    country: str = "DE",
+    client_ip: str | None = None,
+    vault_card: bool = True,
+    status: str = Order.Status.PENDING,
+) -> Order:
+    with transaction.atomic():
+        number = (Order.all_stores.filter(store=store).aggregate(n=Max("number"))["n"] or 0) + 1
+        total = sum((Decimal(p.price) * q for p, q in lines), Decimal("0.00"))
+        order = Order.all_stores.create(
+            store=store,
+            number=number,
+            status=status,
+            customer_email=email or f"c{uuid.uuid4().hex[:8]}@example.com",
+            customer_name="Ada Lovelace",
+            shipping_line1="1 Test Street",
+            shipping_city="Berlin",
+            shipping_postal_code="10115",
+            shipping_country=country,
+            currency=store.currency,
+            subtotal=total,
+            total=total,
+            card_brand="visa",
+            card_last4=card[-4:],
+            client_ip=client_ip,
+        )
+        for product, qty in lines:
+            OrderItem.all_stores.create(
+                store=store,
+                order=order,
+                product_id=product.pk,
+                sku=product.sku,
+                name=product.name,
+                unit_price=product.price,
+                quantity=qty,
+                line_total=Decimal(product.price) * qty,
+            )
+        reserve_stock(store=store, lines=[(p.pk, q) for p, q in lines], order_id=order.pk, actor="test")
+        if vault_card:
+            vault.tokenize(store.pk, order.pk, {"card_number": card, "exp_month": 12, "exp_year": 2031})
+        emit("order.created", store=store, order_id=order.pk, subject=order, data={"number": number})
+    return order
+
+
+def topics(store: Store, order: Order | None = None) -> list[str]:
+    qs = Event.all_stores.filter(store=store)
+    if order is not None:
+        qs = qs.filter(order_id=order.pk)
+    return list(qs.order_by("id").values_list("topic", flat=True))
+
+
+def event(store: Store, topic: str, order: Order | None = None) -> Event | None:
+    qs = Event.all_stores.filter(store=store, topic=topic)
+    if order is not None:
+        qs = qs.filter(order_id=order.pk)
+    return qs.order_by("id").last()
+
+
+def stock(product: Product) -> tuple[int, int]:
+    """(on_hand, reserved) of a product, fresh from the database."""
+    level = product.stock.__class__.all_stores.get(product=product)
+    return level.on_hand, level.reserved

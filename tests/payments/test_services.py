@@ -1,0 +1,363 @@
+"""The payments services in-process against the real mock gateway: fraud decisions, one charge
+turn at a time (what the Celery task runs), the breaker's effect, refunds."""
+
+from decimal import Decimal
+
+import pytest
+
+from orderflow.core import vault
+from orderflow.core.errors import InvalidTransition
+from orders import services as order_services
+from orders.models import Order
+from payments import breaker, fraud, services
+from payments.models import Payment, PaymentAttempt
+from tests.factories import make_product
+from tests.payments.helpers import (
+    CARD_DECLINED,
+    CARD_INSUFFICIENT,
+    CARD_PROCESSING_ERROR,
+    create_order,
+    event,
+    stock,
+    topics,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def product(store):
+    return make_product(store, "TEE", price="20.00", stock=10)
+
+
+def approved(store, product, **kw):
+    order = create_order(store, (product, 2), **kw)
+    services.check_fraud(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == "payment_processing"
+    return order, Payment.all_stores.get(order=order)
+
+
+def run_to_end(store, payment, limit=20):
+    steps = []
+    for _ in range(limit):
+        step = services.attempt_charge(store=store, payment_id=payment.pk)
+        steps.append(step)
+        if step.kind == "done":
+            break
+    payment.refresh_from_db()
+    return steps
+
+
+# -------------------------------------------------------------------------------- fraud
+
+
+def test_fraud_approve_moves_the_order_to_payment_and_opens_its_payment(store, product):
+    order, payment = approved(store, product)
+    assert (order.risk_score, order.risk_decision, order.risk_rules) == (0, "approve", [])
+    assert payment.status == "pending" and payment.amount == Decimal("40.00") and payment.currency == "EUR"
+    assert payment.idempotency_key == f"charge-{payment.pk}"
+    checked = event(store, "fraud.checked", order)
+    assert checked.data == {"score": 0, "decision": "approve", "rules": []}
+    assert topics(store, order)[-2:] == ["fraud.checked", "order.payment_processing"]
+
+
+def test_fraud_review_holds_the_order_with_its_rule_hits(store, product):
+    order = create_order(store, (product, 1), country="IR")
+    services.check_fraud(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    assert (order.status, order.risk_score, order.risk_decision) == ("fraud_review", 50, "review")
+    assert [r["rule"] for r in order.risk_rules] == ["high_risk_country"]
+    assert event(store, "fraud.checked", order).data["rules"][0]["points"] == 50
+    assert event(store, "order.fraud_review", order) is not None
+    assert not Payment.all_stores.filter(order=order).exists()
+
+
+def test_fraud_reject_rejects_the_order_and_releases_its_stock(store, product):
+    order = create_order(store, (product, 3), country="IR", email="x@mailinator.com")
+    assert stock(product) == (10, 3)
+    services.check_fraud(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    assert (order.status, order.risk_decision, order.risk_score) == ("rejected", "reject", 80)
+    assert stock(product) == (10, 0)
+
+
+def test_fraud_check_disabled_approves_with_score_zero(store, product):
+    store.settings = {"fraud_check_enabled": False}
+    store.save()
+    order = create_order(store, (product, 1), country="IR", email="x@mailinator.com")
+    services.check_fraud(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    assert (order.status, order.risk_score, order.risk_decision) == ("payment_processing", 0, "approve")
+
+
+def test_store_thresholds_and_limits_come_from_store_settings(store, product):
+    store.settings = {"fraud_amount_limit": "30.00", "fraud_review_threshold": 40}
+    store.save()
+    order = create_order(store, (product, 2))
+    services.check_fraud(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == "fraud_review"
+    assert order.risk_rules[0]["rule"] == "amount_over_limit"
+
+
+def test_fraud_check_runs_once_per_order(store, product):
+    order = create_order(store, (product, 1))
+    services.check_fraud(store=store, order_id=order.pk)
+    services.check_fraud(store=store, order_id=order.pk)
+    assert topics(store, order).count("fraud.checked") == 1
+
+
+def test_velocity_per_email_is_counted_in_the_database(store, product):
+    for _ in range(3):
+        create_order(store, (product, 1), email="fast@example.com")
+    fourth = create_order(store, (product, 1), email="FAST@example.com")
+    facts = fraud.gather_facts(fourth)
+    assert facts.email_orders_in_window == 4
+    assert [h.rule for h in fraud.assess(fourth).hits] == ["velocity_email"]
+
+
+def test_velocity_per_card_and_per_ip_are_counted_in_the_database(store, product):
+    for _ in range(5):
+        create_order(store, (product, 1), client_ip="203.0.113.9")
+    sixth = create_order(store, (product, 1), client_ip="203.0.113.9")
+    facts = fraud.gather_facts(sixth)
+    assert (facts.card_orders_in_window, facts.ip_orders_in_window) == (6, 6)
+    assert [h.rule for h in fraud.assess(sixth).hits] == ["velocity_card"]
+
+
+def test_many_distinct_cards_for_one_email(store, product):
+    create_order(store, (product, 1), email="cards@example.com", card=CARD_DECLINED)
+    create_order(store, (product, 1), email="cards@example.com", card=CARD_INSUFFICIENT)
+    third = create_order(store, (product, 1), email="cards@example.com")
+    assert fraud.gather_facts(third).distinct_cards_for_email == 3
+    assert "many_cards_for_email" in [h.rule for h in fraud.assess(third).hits]
+
+
+def test_a_first_order_far_above_the_store_average(store, product):
+    big = make_product(store, "TV", price="300.00", stock=5)
+    for _ in range(10):
+        create_order(store, (product, 1))  # average 20.00
+    order = create_order(store, (big, 1), email="new@example.com")
+    assert "first_order_far_above_average" in [h.rule for h in fraud.assess(order).hits]
+    repeat = create_order(store, (big, 1), email="new@example.com")
+    assert "first_order_far_above_average" not in [h.rule for h in fraud.assess(repeat).hits]
+
+
+def test_counts_never_cross_stores(store, other_store, product):
+    theirs = make_product(other_store, "TEE", price="20.00", stock=50)
+    for _ in range(5):
+        create_order(other_store, (theirs, 1), email="shared@example.com")
+    mine = create_order(store, (product, 1), email="shared@example.com")
+    assert fraud.gather_facts(mine).email_orders_in_window == 1
+
+
+# ------------------------------------------------------------------------- operator review
+
+
+def test_approve_continues_a_held_order_to_payment(store, product):
+    order = create_order(store, (product, 1), country="IR")
+    services.check_fraud(store=store, order_id=order.pk)
+    services.approve_order(store=store, order_id=order.pk, actor="ops")
+    order.refresh_from_db()
+    assert order.status == "payment_processing"
+    assert Payment.all_stores.get(order=order).status == "pending"
+    assert event(store, "fraud.reviewed", order).data["decision"] == "approve"
+
+
+def test_reject_closes_a_held_order_and_releases_its_stock(store, product):
+    order = create_order(store, (product, 4), country="IR")
+    services.check_fraud(store=store, order_id=order.pk)
+    services.reject_order(store=store, order_id=order.pk, actor="ops", reason="stolen card")
+    order.refresh_from_db()
+    assert order.status == "rejected" and stock(product) == (10, 0)
+
+
+@pytest.mark.parametrize("action", ["approve_order", "reject_order"])
+def test_review_decisions_only_apply_to_orders_in_review(store, product, action):
+    order, _ = approved(store, product)
+    with pytest.raises(InvalidTransition):
+        getattr(services, action)(store=store, order_id=order.pk, actor="ops")
+
+
+# ------------------------------------------------------------------------------- charging
+
+
+def test_a_successful_charge_pays_the_order_and_commits_its_stock(store, product, gw):
+    order, payment = approved(store, product)
+    steps = run_to_end(store, payment)
+    assert [s.kind for s in steps] == ["done"]
+    order.refresh_from_db()
+    assert payment.status == "succeeded" and payment.attempts == 1
+    assert payment.gateway_charge_id == gw.ledger()[0]["id"]
+    assert (order.status, order.payment_status, order.payment_attempts) == ("paid", "succeeded", 1)
+    assert order.paid_at is not None
+    assert stock(product) == (8, 0)
+    processed = event(store, "payment.processed", order)
+    assert processed.data | {"from": None, "to": None, "reason": None} == {
+        "from": None,
+        "to": None,
+        "reason": None,
+        "amount": "40.00",
+        "currency": "EUR",
+        "charge_id": payment.gateway_charge_id,
+        "attempts": 1,
+    }
+    attempt = PaymentAttempt.all_stores.get(payment=payment)
+    assert (attempt.outcome, attempt.http_status, attempt.charge_id) == (
+        "succeeded",
+        201,
+        payment.gateway_charge_id,
+    )
+    assert gw.ledger()[0]["idempotency_key"] == payment.idempotency_key
+    assert gw.ledger()[0]["metadata"]["order_id"] == str(order.pk)
+
+
+def test_a_decline_fails_at_once_without_retrying(store, product, gw):
+    order, payment = approved(store, product, card=CARD_DECLINED)
+    steps = run_to_end(store, payment)
+    order.refresh_from_db()
+    assert [s.kind for s in steps] == ["done"]
+    assert (payment.status, payment.attempts, payment.error_code, payment.decline_code) == (
+        "failed",
+        1,
+        "card_declined",
+        "generic_decline",
+    )
+    assert (order.status, order.payment_status) == ("payment_failed", "failed")
+    assert stock(product) == (10, 0)
+    assert event(store, "payment.failed", order).data["decline_code"] == "generic_decline"
+    assert "payment.retrying" not in topics(store, order)
+    assert gw.ledger() == []
+
+
+def test_a_processing_error_is_retried_then_fails_after_the_budget(store, product, gw, settings):
+    order, payment = approved(store, product, card=CARD_PROCESSING_ERROR)
+    steps = run_to_end(store, payment)
+    assert [s.kind for s in steps] == ["retry"] * settings.PAYMENT_MAX_RETRIES + ["done"]
+    assert all(0 <= s.delay <= settings.PAYMENT_RETRY_BACKOFF_MAX for s in steps[:-1])
+    assert payment.status == "failed" and payment.attempts == settings.PAYMENT_MAX_RETRIES + 1
+    assert payment.error_code == "processing_error"
+    retrying = [e for e in topics(store, order) if e == "payment.retrying"]
+    assert len(retrying) == settings.PAYMENT_MAX_RETRIES
+    first = event(store, "payment.retrying", order)
+    assert set(first.data) >= {"attempt", "max_attempts", "next_delay_seconds", "error"}
+    assert first.data["max_attempts"] == settings.PAYMENT_MAX_RETRIES + 1
+    order.refresh_from_db()
+    assert (order.status, order.payment_attempts) == ("payment_failed", settings.PAYMENT_MAX_RETRIES + 1)
+    assert breaker.state()["state"] == "closed"  # one bad card does not open the breaker for all
+
+
+def test_a_retrying_payment_shows_on_the_order(store, product, gw):
+    order, payment = approved(store, product, card=CARD_PROCESSING_ERROR)
+    assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "retry"
+    order.refresh_from_db()
+    assert (order.payment_status, order.payment_attempts) == ("retrying", 1)
+
+
+def test_an_expired_card_token_fails_without_calling_the_gateway(store, product, gw):
+    order, payment = approved(store, product)
+    vault.forget(store.pk, order.pk)
+    run_to_end(store, payment)
+    assert (payment.status, payment.error_code, payment.attempts) == ("failed", "card_token_expired", 0)
+    assert gw.ledger() == []
+
+
+def test_a_cancelled_order_is_not_charged(store, product, gw):
+    order, payment = approved(store, product)
+    order_services.change_status(order=order, to="cancelled", reason="customer")
+    run_to_end(store, payment)
+    assert (payment.status, payment.error_code) == ("failed", "order_cancelled")
+    assert event(store, "payment.cancelled", order) is not None
+    assert gw.ledger() == []
+
+
+def test_a_finished_payment_is_left_alone(store, product, gw):
+    order, payment = approved(store, product)
+    run_to_end(store, payment)
+    assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "done"
+    assert len(gw.ledger()) == 1 and PaymentAttempt.all_stores.filter(payment=payment).count() == 1
+
+
+# -------------------------------------------------------------------------------- breaker
+
+
+def test_an_outage_opens_the_breaker_once_and_the_first_success_closes_it(store, product, gw, settings):
+    gw.control(outage=True)
+    payments = [approved(store, product)[1] for _ in range(settings.BREAKER_FAILURE_THRESHOLD)]
+    for payment in payments:
+        assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "retry"
+    assert breaker.state()["state"] == "open"
+    downs = topics(store).count("gateway.down")
+    assert downs == 1
+
+    step = services.attempt_charge(store=store, payment_id=payments[0].pk)
+    assert step.kind == "wait" and step.delay > 0
+    payments[0].refresh_from_db()
+    assert payments[0].attempts == 1  # waiting on the breaker spends no retry budget
+    last = PaymentAttempt.all_stores.filter(payment=payments[0]).order_by("number").last()
+    assert last.outcome == "breaker_open"
+
+    gw.control(outage=False)
+    breaker.client().set(breaker.K_OPEN_UNTIL, 0)  # cool-down over: the next call is the probe
+    assert services.attempt_charge(store=store, payment_id=payments[0].pk).outcome == "succeeded"
+    assert breaker.state()["state"] == "closed"
+    assert topics(store).count("gateway.up") == 1
+    assert event(store, "gateway.down").data["error"] == "gateway_unavailable"
+
+
+def test_a_store_meeting_the_open_breaker_is_told_it_is_down_and_up(
+    store, other_store, product, gw, settings
+):
+    gw.control(outage=True)
+    for _ in range(settings.BREAKER_FAILURE_THRESHOLD):
+        services.attempt_charge(store=store, payment_id=approved(store, product)[1].pk)
+    theirs = make_product(other_store, "TEE", price="20.00", stock=10)
+    their_payment = approved(other_store, theirs)[1]
+    assert services.attempt_charge(store=other_store, payment_id=their_payment.pk).kind == "wait"
+    assert topics(other_store).count("gateway.down") == 1
+    gw.control(outage=False)
+    breaker.client().set(breaker.K_OPEN_UNTIL, 0)
+    services.attempt_charge(store=other_store, payment_id=their_payment.pk)
+    assert topics(other_store).count("gateway.up") == 1 and topics(store).count("gateway.up") == 1
+
+
+# --------------------------------------------------------------------------------- refunds
+
+
+def test_refunding_a_cancelled_paid_order(store, product, gw):
+    order, payment = approved(store, product)
+    run_to_end(store, payment)
+    order.refresh_from_db()
+    order_services.change_status(order=order, to="cancelled", reason="customer")
+    payment.refresh_from_db()
+    assert services.payment_needs_refund(payment)
+    assert services.refund_payment(store=store, payment_id=payment.pk).outcome == "refunded"
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == ("refunded", Decimal("40.00"))
+    assert order.payment_status == "refunded"
+    assert gw.ledger()[0]["refunded_amount"] == "40.00"
+    refunded = event(store, "payment.refunded", order)
+    assert refunded.data["amount"] == "40.00" and refunded.data["refund_id"] == payment.refund_id
+    # again: nothing more is refunded
+    assert services.refund_payment(store=store, payment_id=payment.pk).kind == "done"
+    assert len(gw.ledger(order_id=str(order.pk))) == 1
+
+
+def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product, gw):
+    order, payment = approved(store, product)
+    services._begin_attempt(payment)  # the charge is in flight...
+    Order.all_stores.filter(pk=order.pk).update(status="cancelled")  # ...when the order is cancelled
+    payment.refresh_from_db()
+    payment.store = store
+    charge = services.gateway.create_charge(
+        amount=payment.amount,
+        currency="EUR",
+        card_number="4242424242424242",
+        idempotency_key=payment.idempotency_key,
+    )
+    services._succeed(payment, charge)
+    payment = Payment.all_stores.select_related("order").get(pk=payment.pk)
+    assert payment.status == "succeeded" and payment.order.status == "cancelled"
+    assert services.payment_needs_refund(payment)
