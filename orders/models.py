@@ -149,6 +149,8 @@ class IdempotencyRecord(TenantModel):
     replays = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When the stored response was last served again (the dashboard counts today's replays).
+    last_replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(TenantModel.Meta):
         constraints = [models.UniqueConstraint(fields=["store", "key"], name="idempotency_unique_store_key")]

@@ -1,3 +1,7 @@
 """Public (unauthenticated) pages: the shopper's tracking page."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .pages import tracking_page
+
+urlpatterns = [path("track/<str:token>", tracking_page, name="track-page")]

@@ -1,14 +1,31 @@
-"""Writes on orders. Downstream steps (payments, fulfillment) move an order only through these."""
+"""Writes on orders: intake (`place_order`), `cancel_order`, the idempotency purge, and the status
+services downstream steps (payments, fulfillment) move an order through."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from django.conf import settings
+from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from inventory.models import Product
+from inventory.selectors import products_for_skus
+from inventory.services import release_stock, reserve_stock, return_stock
+from orderflow.core import vault
+from orderflow.core.errors import InvalidTransition, ValidationFailed
+from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
+from orderflow.core.tenancy import Store
 
-from .models import Order
+from . import idempotency
+from .cards import card_summary
+from .models import IdempotencyRecord, Order, OrderItem
+from .representation import attach_items, order_json
 
 
 def change_status(
@@ -52,3 +69,317 @@ def record_risk(*, order: Order, score: int, decision: str, rules: list[dict[str
     )
     order.risk_score, order.risk_decision, order.risk_rules, order.updated_at = score, decision, rules, now
     return order
+
+
+# ------------------------------------------------------------------------------- intake
+
+MAX_LINES = 100
+MAX_QUANTITY = 1000
+TWO_PLACES = Decimal("0.01")
+
+# The per-store order-number sequences this process already knows exist, per database.
+_known_sequences: set[tuple[str, int]] = set()
+
+
+def _sequence_name(store: Store) -> str:
+    return f"order_number_{int(store.pk)}"
+
+
+def _next_order_number(store: Store) -> int:
+    """A per-store number: unique always, gaps acceptable.
+
+    PostgreSQL: a per-store SEQUENCE (created on first use), so concurrent orders never wait on
+    each other for a number — a locked counter row would serialise all intake. SQLite (embedded
+    mode) runs IMMEDIATE transactions, writers are already serialised: max(number) + 1."""
+    if connection.vendor != "postgresql":
+        top = Order.all_stores.filter(store=store).aggregate(top=Max("number"))["top"]
+        return (top or 0) + 1
+    name = _sequence_name(store)
+    ident = (connection.settings_dict["NAME"], store.pk)
+    with connection.cursor() as cur:
+        if ident in _known_sequences:
+            cur.execute("SELECT nextval(%s)", [name])
+            return cur.fetchone()[0]
+        cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {connection.ops.quote_name(name)}")
+        cur.execute(
+            f"SELECT nextval(%s), (SELECT MAX(number) FROM {Order._meta.db_table} WHERE store_id = %s)",
+            [name, store.pk],
+        )
+        number, top = cur.fetchone()
+        if top is not None and top >= number:  # orders that predate the sequence (a restored DB)
+            number = top + 1
+            cur.execute("SELECT setval(%s, %s)", [name, number])
+    _known_sequences.add(ident)
+    return number
+
+
+def _is_sequence_race(exc: Exception) -> bool:
+    """The sequence vanished under our cache (a rolled-back creation) or two first orders of a
+    new store created it at once: the transaction is gone, retrying the whole order is safe."""
+    cause = exc.__cause__
+    pgcode = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    text = str(exc)
+    if pgcode == "42P01" and "order_number_" in text:  # undefined_table
+        return True
+    catalog_clash = "pg_type" in text or "pg_class" in text or "order_number_" in text
+    return pgcode in {"23505", "42P07"} and catalog_clash
+
+
+def catalogue_errors(
+    store: Store, items: list[dict[str, Any]], currency: str | None, products: dict[str, Product]
+) -> dict[str, list[str]]:
+    """Unknown or inactive SKUs (`items[i].sku`) and a currency that is not the catalogue's."""
+    fields: dict[str, list[str]] = {}
+    currencies: set[str] = set()
+    for i, item in enumerate(items):
+        sku = item.get("sku")
+        if not isinstance(sku, str):
+            continue
+        product = products.get(sku)
+        if product is None:
+            fields[f"items[{i}].sku"] = [f"Unknown SKU '{sku[:64]}'."]
+        elif not product.active:
+            fields[f"items[{i}].sku"] = [f"The product '{sku[:64]}' is not available."]
+        else:
+            currencies.add(product.currency)
+    if currency is not None:
+        if currency != store.currency:
+            fields["currency"] = [f"This store sells in {store.currency}."]
+        elif currencies - {currency}:
+            fields["currency"] = [
+                f"The products are priced in {', '.join(sorted(currencies))}, not {currency}."
+            ]
+    return fields
+
+
+def place_order(
+    *,
+    store: Store,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    request_fingerprint: str,
+    actor: str,
+    client_ip: str | None = None,
+) -> Order:
+    """Accept an order: idempotency claim, order and lines at catalogue prices, stock reserved,
+    `order.created` — one transaction, all or nothing.
+
+    `payload` is the validated body (see `api.OrderCreateSerializer`). The returned order carries
+    `.idempotent_response` (a `StoredResponse`): the exact 202 the first request got, with
+    `replayed=True` when this call was a replay. A rejected order (400 unknown SKU or currency,
+    409 stock) rolls back everything including the claim, so a corrected retry with the same key
+    goes through. No gateway call, no fraud scoring: those hang off `order.created`."""
+    for attempt in range(3):
+        try:
+            return _place_order_once(
+                store=store,
+                payload=payload,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+                actor=actor,
+                client_ip=client_ip,
+            )
+        except (ProgrammingError, IntegrityError) as exc:
+            if attempt == 2 or not _is_sequence_race(exc):
+                raise
+            _known_sequences.discard((connection.settings_dict["NAME"], store.pk))
+        except _RecordVanished:
+            continue
+    raise RuntimeError("unreachable")  # pragma: no cover
+
+
+class _RecordVanished(Exception):
+    """The key's record was purged between our claim attempt and our read: try again."""
+
+
+def _place_order_once(
+    *,
+    store: Store,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    request_fingerprint: str,
+    actor: str,
+    client_ip: str | None,
+) -> Order:
+    items_in = payload["items"]
+    currency = payload.get("currency") or store.currency
+    with transaction.atomic():
+        record_id = idempotency.claim(
+            store=store, key=idempotency_key, request_fingerprint=request_fingerprint
+        )
+        if record_id is None:
+            stored = idempotency.existing_response(
+                store=store, key=idempotency_key, request_fingerprint=request_fingerprint
+            )
+            if stored is None:
+                raise _RecordVanished()
+            return _replayed_order(store, stored)
+
+        products = products_for_skus(store, [item["sku"] for item in items_in])
+        errors = catalogue_errors(store, items_in, currency, products)
+        if errors:
+            raise ValidationFailed(fields=errors)
+
+        number = _next_order_number(store)
+        customer, address, payment = payload["customer"], payload["shipping_address"], payload["payment"]
+        brand, last4 = card_summary(payment["card_number"])
+        order = Order(
+            store=store,
+            number=number,
+            customer_email=customer["email"],
+            customer_name=customer["name"],
+            shipping_line1=address["line1"],
+            shipping_line2=address.get("line2") or "",
+            shipping_city=address["city"],
+            shipping_postal_code=address["postal_code"],
+            shipping_country=address["country"],
+            currency=currency,
+            subtotal=Decimal("0.00"),
+            total=Decimal("0.00"),
+            card_brand=brand,
+            card_last4=last4,
+            metadata=payload.get("metadata") or {},
+            client_ip=client_ip,
+        )
+        lines: list[OrderItem] = []
+        for item in items_in:
+            product = products[item["sku"]]
+            unit_price = Decimal(product.price).quantize(TWO_PLACES)
+            lines.append(
+                OrderItem(
+                    store=store,
+                    order=order,
+                    product_id=product.pk,
+                    sku=product.sku,
+                    name=product.name,
+                    unit_price=unit_price,
+                    quantity=item["quantity"],
+                    line_total=(unit_price * item["quantity"]).quantize(TWO_PLACES),
+                )
+            )
+        order.subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
+        order.total = order.subtotal
+        order.save(force_insert=True)
+        OrderItem.all_stores.bulk_create(lines)
+        reserve_stock(
+            store=store,
+            lines=[(line.product_id, line.quantity) for line in lines],
+            order_id=order.pk,
+            actor=actor,
+        )
+        # The card travels to the payment worker through the short-lived vault, never the DB, the
+        # event or the Celery message; written only once the order exists for good (before the
+        # event is published, so the payment step always finds it).
+        card = {k: payment[k] for k in ("card_number", "exp_month", "exp_year", "cvc") if k in payment}
+        transaction.on_commit(partial(_vault_card, store.pk, order.pk, card), robust=True)
+        emit(
+            "order.created",
+            store=store,
+            order_id=order.pk,
+            subject=order,
+            data={
+                "number": number,
+                "total": str(order.total),
+                "currency": currency,
+                "item_count": len(lines),
+                "units": sum(line.quantity for line in lines),
+                "email_domain": order.customer_email.rsplit("@", 1)[-1],
+                "country": order.shipping_country,
+            },
+            actor=actor,
+        )
+        attach_items(order, lines)
+        response = idempotency.StoredResponse(
+            status=202,
+            body=order_json(order),
+            headers={"Content-Type": "application/json", "Location": order_location(order)},
+        )
+        idempotency.complete(record_id=record_id, order_id=order.pk, response=response)
+    order.idempotent_response = response
+    return order
+
+
+def _vault_card(store_id: int, order_id: Any, card: dict[str, Any]) -> None:
+    vault.tokenize(store_id, order_id, card)
+
+
+def order_location(order: Order) -> str:
+    return f"/api/v1/orders/{order.pk}"
+
+
+def _replayed_order(store: Store, stored: idempotency.StoredResponse) -> Order:
+    order_id = stored.headers.get("Location", "").rsplit("/", 1)[-1]
+    order = Order.all_stores.filter(store=store, pk=order_id).first() or Order(store=store)
+    order.idempotent_response = stored
+    return order
+
+
+# ------------------------------------------------------------------------------- cancel
+
+CANCELLABLE = frozenset(
+    {
+        Order.Status.PENDING,
+        Order.Status.FRAUD_REVIEW,
+        Order.Status.PAYMENT_PROCESSING,
+        Order.Status.PAYMENT_FAILED,
+        Order.Status.PAID,
+        Order.Status.FULFILLING,
+        Order.Status.READY_TO_SHIP,
+    }
+)
+
+
+def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") -> Order:
+    """Cancel until shipped: the stock comes back (committed units back on hand, what is still
+    reserved released, each with its ledger row), `order.cancelled` is emitted — payments
+    refunds a captured charge and fulfillment stops on it. Cancelling twice is a no-op; after
+    shipping (or any other final state) 409 `invalid_transition`."""
+    with transaction.atomic():
+        locked = Order.all_stores.select_for_update().get(store=store, pk=order.pk)
+        if locked.status == Order.Status.CANCELLED:
+            return locked
+        if locked.status not in CANCELLABLE:
+            raise InvalidTransition(
+                f"An order that is {locked.status} can no longer be cancelled.",
+                extra={"from": locked.status, "to": Order.Status.CANCELLED},
+            )
+        previous = locked.status
+        note = reason or "order cancelled"
+        # Both are idempotent and driven by the ledger, so the order of payment and cancel does
+        # not matter: whatever was committed goes back on hand, whatever is still held is released.
+        returned = return_stock(store=store, order_id=locked.pk, actor=actor, reason=note)
+        released = release_stock(store=store, order_id=locked.pk, actor=actor, reason=note)
+        change_status(
+            order=locked,
+            to=Order.Status.CANCELLED,
+            reason=reason,
+            actor=actor,
+            data={
+                "number": locked.number,
+                "previous_status": previous,
+                "payment_status": locked.payment_status,
+                "total": str(locked.total),
+                "currency": locked.currency,
+                "units_released": released,
+                "units_returned": returned,
+            },
+        )
+    return locked
+
+
+# ----------------------------------------------------------------------------- housekeeping
+
+
+def purge_idempotency_records(*, older_than_hours: int | None = None, batch: int = 5000) -> int:
+    """Forget idempotency keys past their TTL (never sooner than 24 h), in small batches so the
+    hourly purge never holds long locks. Crosses stores on purpose (a beat job)."""
+    hours = max(24, older_than_hours if older_than_hours is not None else settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.all_stores.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += IdempotencyRecord.all_stores.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,211 @@
+"""Reads on orders. Each takes the store first (or, for the public tracking page, the unguessable
+token) and never returns another store's rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from orderflow.core.errors import NotFound, ValidationFailed
+from orderflow.core.events import Event
+from orderflow.core.tenancy import NoStoreInContext, Store
+
+from .models import Order
+
+
+def _require(store: Store | None) -> Store:
+    if store is None:
+        raise NoStoreInContext("order selectors need a store")
+    return store
+
+
+def _parse_when(name: str, raw: str) -> datetime:
+    """An ISO 8601 datetime (or a bare date = its midnight UTC); naive means UTC; else 400."""
+    value = None
+    try:
+        value = parse_datetime(raw)
+        if value is None:
+            day = parse_date(raw)
+            if day is not None:
+                value = datetime(day.year, day.month, day.day)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationFailed(fields={name: ["Use an ISO 8601 datetime, like 2025-01-31T12:00:00Z."]})
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.UTC)
+    return value
+
+
+def order_list(
+    store: Store,
+    *,
+    status: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    email: str | None = None,
+    search: str | None = None,
+) -> QuerySet[Order]:
+    """The store's orders, newest first, with their lines prefetched (one query per page each).
+
+    `status` takes one value or a comma list; the dates are ISO datetimes (bad → 400); `email` is
+    exact (emails are stored lower-case); `search` matches the number or part of the email."""
+    qs = (
+        Order.all_stores.for_store(_require(store))
+        .prefetch_related("items")
+        .order_by("-created_at", "-number")
+    )
+    if status:
+        wanted = [s.strip() for s in status.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - set(Order.Status.values))
+        if unknown:
+            raise ValidationFailed(fields={"status": [f"Unknown status: {', '.join(unknown)}."]})
+        qs = qs.filter(status__in=wanted)
+    if created_after:
+        qs = qs.filter(created_at__gte=_parse_when("created_after", created_after))
+    if created_before:
+        qs = qs.filter(created_at__lt=_parse_when("created_before", created_before))
+    if email:
+        qs = qs.filter(customer_email=email.strip().lower())
+    if search:
+        term = search.strip().lstrip("#")
+        cond = Q(customer_email__icontains=term.lower())
+        if term.isdigit() and len(term) < 19:
+            cond |= Q(number=int(term))
+        qs = qs.filter(cond)
+    return qs
+
+
+def get_order(store: Store, order_id: Any) -> Order:
+    """One order of this store; 404 for a malformed id and for another store's order alike."""
+    try:
+        pk = uuid.UUID(str(order_id))
+    except ValueError:
+        raise NotFound("No such order.", code="not_found")
+    order = Order.all_stores.for_store(_require(store)).prefetch_related("items").filter(pk=pk).first()
+    if order is None:
+        raise NotFound("No such order.", code="not_found")
+    return order
+
+
+def order_events(store: Store, order: Order) -> QuerySet[Event]:
+    """The order's full domain-event log, oldest first (the workflow trace)."""
+    return Event.all_stores.filter(store=_require(store), order_id=order.pk).order_by("id")
+
+
+def order_by_tracking_token(token: str) -> Order | None:
+    """The shopper's door: the token alone finds the order, in whichever store (explicitly
+    cross-store; the token is 32 random bytes' worth of unguessable)."""
+    if not token or len(token) > 64:
+        return None
+    return (
+        Order.all_stores.select_related("store")
+        .prefetch_related("items")
+        .filter(tracking_token=token)
+        .first()
+    )
+
+
+# ------------------------------------------------------------------------------- tracking
+
+# Event topic → (step, label) for the shopper's timeline. Topics not listed are internal
+# (fraud scoring, payment retries, stock moves) and stay off the timeline.
+TIMELINE_STEPS: dict[str, tuple[str, str]] = {
+    "order.created": ("placed", "Order placed"),
+    "order.paid": ("payment_confirmed", "Payment confirmed"),
+    "payment.processed": ("payment_confirmed", "Payment confirmed"),
+    "order.payment_failed": ("payment_failed", "Payment failed"),
+    "order.fulfilling": ("preparing", "Being prepared"),
+    "fulfillment.created": ("preparing", "Being prepared"),
+    "fulfillment.picking": ("picking", "Being picked"),
+    "fulfillment.picked": ("picking", "Being picked"),
+    "fulfillment.packed": ("packed", "Packed"),
+    "fulfillment.ready_to_ship": ("ready_to_ship", "Ready to ship"),
+    "order.ready_to_ship": ("ready_to_ship", "Ready to ship"),
+    "order.shipped": ("shipped", "Shipped"),
+    "shipment.created": ("shipped", "Shipped"),
+    "shipment.shipped": ("shipped", "Shipped"),
+    "fulfillment.shipped": ("shipped", "Shipped"),
+    "shipment.in_transit": ("in_transit", "In transit"),
+    "shipment.out_for_delivery": ("out_for_delivery", "Out for delivery"),
+    "shipment.exception": ("delivery_exception", "Delivery problem — the carrier is on it"),
+    "shipment.returned": ("returned", "Returned to sender"),
+    "shipment.delivered": ("delivered", "Delivered"),
+    "order.delivered": ("delivered", "Delivered"),
+    "order.cancelled": ("cancelled", "Cancelled"),
+    "order.rejected": ("cancelled", "Cancelled"),
+    "order.expired": ("expired", "Expired — payment was not completed"),
+    "payment.refunded": ("refunded", "Refunded"),
+}
+
+STATUS_LABELS: dict[str, str] = {
+    "pending": "Order received",
+    "fraud_review": "Order received",  # a review hold is not the shopper's business
+    "payment_processing": "Processing payment",
+    "paid": "Payment confirmed",
+    "fulfilling": "Being prepared",
+    "ready_to_ship": "Ready to ship",
+    "shipped": "Shipped",
+    "delivered": "Delivered",
+    "payment_failed": "Payment failed",
+    "cancelled": "Cancelled",
+    "rejected": "Cancelled",
+    "expired": "Expired",
+}
+
+SHIPMENT_FIELDS = ("carrier", "tracking_number", "status", "estimated_delivery")
+
+
+def tracking(order: Order, *, public: bool) -> dict[str, Any]:
+    """Status, a timeline of customer-meaningful steps with times, and the shipment (from the
+    latest `shipment.*` event's data: orders does not import fulfillment). One query for the
+    events. `public=True` (the shopper's page) reveals only the first name and the city."""
+    events = list(
+        Event.all_stores.filter(store_id=order.store_id, order_id=order.pk)
+        .order_by("id")
+        .only("id", "topic", "data", "created_at")
+    )
+    timeline: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    shipment: dict[str, Any] | None = None
+    for event in events:
+        if event.topic.startswith("shipment."):
+            data = event.data or {}
+            shipment = {name: data.get(name) for name in SHIPMENT_FIELDS}
+        step = TIMELINE_STEPS.get(event.topic)
+        if step is None or step[0] in seen:
+            continue
+        seen.add(step[0])
+        timeline.append({"step": step[0], "label": step[1], "at": event.created_at})
+    if order.status == Order.Status.REJECTED:  # the shopper sees a cancellation, not a fraud verdict
+        shown_status = Order.Status.CANCELLED
+    elif order.status == Order.Status.FRAUD_REVIEW:
+        shown_status = Order.Status.PENDING
+    else:
+        shown_status = order.status
+    result: dict[str, Any] = {
+        "number": order.number,
+        "status": shown_status,
+        "status_label": STATUS_LABELS.get(order.status, order.status),
+        "fulfillment_status": order.fulfillment_status,
+        "placed_at": order.created_at,
+        "updated_at": order.updated_at,
+        "items": [{"name": item.name, "quantity": item.quantity} for item in order.items.all()],
+        "timeline": timeline,
+        "shipment": shipment,
+    }
+    if public:
+        name = (order.customer_name or "").strip()
+        result["customer"] = {"first_name": name.split()[0] if name else ""}
+        result["shipping"] = {"city": order.shipping_city}
+    else:
+        result["order_id"] = str(order.pk)
+        result["status"] = order.status
+        result["customer"] = {"name": order.customer_name, "email": order.customer_email}
+        result["shipping"] = {"city": order.shipping_city, "country": order.shipping_country}
+    return result
