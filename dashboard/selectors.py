@@ -11,14 +11,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from alerts import selectors as alert_selectors
+from alerts.models import Alert
+from fulfillment.models import Fulfillment, Shipment
 from inventory.models import StockLevel
-from orderflow.core.events import Event
+from orderflow.core.events import Event, registered_handlers
+from orderflow.core.statemachine import graph
 from orderflow.core.tenancy import Store
 from orders.models import IdempotencyRecord, Order
+from payments import breaker
+from payments import selectors as payment_selectors
+from payments.models import Payment
 
 from .aggregates import Median, Seconds, median_by_offset, supports_median
 
@@ -212,3 +219,187 @@ def order_events(store: Store, order_id: Any) -> QuerySet[Event]:
 def recent_events(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     rows = Event.all_stores.filter(store=store).select_related("store").order_by("-id")[:limit]
     return [e.as_message() for e in reversed(rows)]
+
+
+def minute_series(store: Store, minutes: int = 60, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per minute over the last hour: orders accepted, orders paid, payments failed (from the event
+    log, one GROUP BY on the (store, topic, created_at) index). Every minute present, oldest first."""
+    now = now or timezone.now()
+    end = now.replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=minutes - 1)
+    topics = {"order.created": "orders", "order.paid": "paid", "order.payment_failed": "failed"}
+    rows = (
+        Event.all_stores.filter(store=store, topic__in=list(topics), created_at__gte=start)
+        .annotate(minute=TruncMinute("created_at"))
+        .values("minute", "topic")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    buckets = {start + timedelta(minutes=i): {"orders": 0, "paid": 0, "failed": 0} for i in range(minutes)}
+    for row in rows:
+        bucket = buckets.get(row["minute"])
+        if bucket is not None:
+            bucket[topics[row["topic"]]] += row["n"]
+    return [{"t": t.isoformat(), **v} for t, v in buckets.items()]
+
+
+def topic_counts(store: Store, since: datetime) -> dict[str, int]:
+    rows = (
+        Event.all_stores.filter(store=store, created_at__gte=since)
+        .values("topic")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {r["topic"]: r["n"] for r in rows}
+
+
+# ------------------------------------------------------------------------------ workflow
+
+
+def workflow_graph() -> dict[str, Any]:
+    """The flow as data, GENERATED from the state tables and the event→handler wiring: each
+    machine's states and moves (a move to `s` emits `<prefix>.<s>`), and each handler's topics
+    and queue. The workflow page draws exactly this."""
+    machines = []
+    for model in (Order, Payment, Fulfillment, Shipment, Alert):
+        table = graph(model)
+        initial = str(model._meta.get_field("status").default)
+        machines.append(
+            {
+                "name": model.__name__,
+                "prefix": model.EVENT_PREFIX,
+                "initial": initial,
+                "states": list(table),
+                "edges": [[src, dst] for src, dsts in table.items() for dst in dsts],
+            }
+        )
+    handlers = [
+        {"name": h.name, "topics": list(h.topics), "queue": h.queue, "atomic": h.atomic}
+        for h in sorted(registered_handlers().values(), key=lambda h: (h.queue, h.name))
+    ]
+    return {"machines": machines, "handlers": handlers}
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def retrying_payments(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """Payments between attempts right now, soonest next attempt first."""
+    rows = (
+        payment_selectors.payments(store)
+        .filter(status=Payment.Status.PROCESSING, next_retry_at__isnull=False)
+        .order_by("next_retry_at")[:limit]
+    )
+    return [
+        {
+            "order_id": str(p.order_id),
+            "number": p.order.number,
+            "attempts": p.attempts,
+            "last_error": p.last_error,
+            "next_retry_at": p.next_retry_at,
+            "amount": _money(p.amount),
+            "currency": p.currency,
+        }
+        for p in rows
+    ]
+
+
+def outbox(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """Backlog (events not yet published), the oldest one's age, and the publish lag of the last
+    15 minutes (median and max of published_at - created_at)."""
+    now = now or timezone.now()
+    backlog = Event.all_stores.filter(store=store, published_at__isnull=True).aggregate(
+        n=Count("pk"), oldest=Min("created_at")
+    )
+    recent = Event.all_stores.filter(
+        store=store, created_at__gte=now - timedelta(minutes=15), published_at__isnull=False
+    )
+    lag: dict[str, Any] = recent.aggregate(n=Count("pk"), worst=Max(Seconds("published_at", "created_at")))
+    if supports_median():
+        lag["median"] = recent.aggregate(m=Median(Seconds("published_at", "created_at")))["m"]
+    else:
+        lag["median"] = median_by_offset(recent, Seconds("published_at", "created_at"))
+    oldest = backlog["oldest"]
+    return {
+        "backlog": backlog["n"],
+        "oldest_unpublished_seconds": _round((now - oldest).total_seconds()) if oldest else None,
+        "published_last_15_min": lag["n"],
+        "publish_lag_median_ms": None if lag["median"] is None else round(lag["median"] * 1000, 1),
+        "publish_lag_max_ms": None if lag["worst"] is None else round(lag["worst"] * 1000, 1),
+    }
+
+
+def webhook_log(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    rows = alert_selectors.webhook_deliveries(store)[:limit]
+    return [
+        {
+            "id": str(d.pk),
+            "topic": d.topic,
+            "url": d.endpoint.url,
+            "status": d.status,
+            "http_status": d.http_status,
+            "duration_ms": d.duration_ms,
+            "attempts": d.attempts,
+            "retries": max(d.attempts - 1, 0),
+            "last_error": d.last_error,
+            "created_at": d.created_at.isoformat(),
+            "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+        }
+        for d in rows
+    ]
+
+
+def integrity(store: Store) -> dict[str, Any]:
+    return {
+        "idempotent_replays_today": idempotent_replays_today(store),
+        "retrying_payments": retrying_payments(store),
+        "breaker": breaker.state(),
+        "outbox": outbox(store),
+        "webhook_deliveries": webhook_log(store),
+    }
+
+
+# -------------------------------------------------------------------------------- stores
+
+
+def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
+    """Platform staff: every store's health, 24 h revenue and throughput (one query per figure,
+    grouped by store, not one per store)."""
+    now = now or timezone.now()
+    day_ago, window = now - timedelta(hours=24), 15
+    recent_since = now - timedelta(minutes=window)
+    figures = {
+        r["store_id"]: r
+        for r in Order.all_stores.filter(created_at__gte=day_ago)
+        .values("store_id")
+        .annotate(
+            revenue=Sum("total", filter=Q(payment_status=Order.PaymentStatus.SUCCEEDED)),
+            orders_24h=Count("pk"),
+            recent=Count("pk", filter=Q(created_at__gte=recent_since)),
+        )
+        .order_by()
+    }
+    critical = {
+        r["store_id"]: r["n"]
+        for r in Alert.all_stores.filter(status__in=Alert.ACTIVE_STATUSES, severity=Alert.Severity.CRITICAL)
+        .values("store_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    out = []
+    for store in Store.objects.order_by("slug"):
+        f = figures.get(store.pk, {})
+        out.append(
+            {
+                "store": store,
+                "open_critical_alerts": critical.get(store.pk, 0),
+                "healthy": not critical.get(store.pk, 0),
+                "revenue_24h": _money(f.get("revenue")),
+                "orders_24h": f.get("orders_24h", 0),
+                "orders_per_minute": round(f.get("recent", 0) / window, 2),
+                "fraud_check_enabled": bool(store.setting("fraud_check_enabled")),
+                "fulfillment_autopilot": store.setting("fulfillment_autopilot"),
+                "fraud_review_threshold": store.setting("fraud_review_threshold"),
+            }
+        )
+    return out
