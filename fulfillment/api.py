@@ -29,7 +29,7 @@ class FulfillmentLineSerializer(serializers.ModelSerializer):
         fields = ["sku", "name", "quantity", "picked"]
 
 
-class ShipmentSerializer(serializers.ModelSerializer):
+class FulfillmentShipmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Shipment
         fields = [
@@ -76,31 +76,31 @@ class FulfillmentSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    @extend_schema_field(ShipmentSerializer(allow_null=True))
+    @extend_schema_field(FulfillmentShipmentSerializer(allow_null=True))
     def get_shipment(self, obj: Fulfillment):
         shipment = Shipment.all_stores.filter(store=obj.store_id, fulfillment=obj).first()
-        return ShipmentSerializer(shipment).data if shipment is not None else None
+        return FulfillmentShipmentSerializer(shipment).data if shipment is not None else None
 
 
-class PickLineSerializer(serializers.Serializer):
+class FulfillmentPickLineSerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     picked = serializers.IntegerField(min_value=0, max_value=1000)
 
 
-class PickSerializer(serializers.Serializer):
-    lines = PickLineSerializer(many=True, required=False, allow_empty=False, max_length=100)
+class FulfillmentPickSerializer(serializers.Serializer):
+    lines = FulfillmentPickLineSerializer(many=True, required=False, allow_empty=False, max_length=100)
 
 
-class PackSerializer(serializers.Serializer):
+class FulfillmentPackSerializer(serializers.Serializer):
     packages = serializers.IntegerField(min_value=1, max_value=1000)
     weight_grams = serializers.IntegerField(min_value=1, max_value=10_000_000)
 
 
-class EmptySerializer(serializers.Serializer):
+class FulfillmentNoBodySerializer(serializers.Serializer):
     pass
 
 
-class ShipSerializer(serializers.Serializer):
+class FulfillmentShipSerializer(serializers.Serializer):
     carrier = serializers.CharField(max_length=32, help_text="A configured carrier, e.g. `dhl` or `ups`.")
 
 
@@ -178,7 +178,7 @@ class FulfillmentDetailView(APIView):
 class _StepView(generics.GenericAPIView):
     """One warehouse step: validate the body, call the service, answer with the fulfillment."""
 
-    serializer_class = EmptySerializer
+    serializer_class = FulfillmentNoBodySerializer
 
     def perform(self, request, fulfillment: Fulfillment, data: dict) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -192,23 +192,23 @@ class _StepView(generics.GenericAPIView):
         return Response(FulfillmentSerializer(selectors.get_fulfillment(request.store, pk)).data)
 
 
-@extend_schema(request=PickSerializer, responses=FulfillmentSerializer)
+@extend_schema(request=FulfillmentPickSerializer, responses=FulfillmentSerializer)
 class FulfillmentPickView(_StepView):
     """`POST .../pick` `{"lines": [{"sku", "picked"}]}` — `picked` is the line's total so far;
     omit `lines` to pick everything."""
 
-    serializer_class = PickSerializer
+    serializer_class = FulfillmentPickSerializer
 
     def perform(self, request, fulfillment, data):
         lines = [dict(x) for x in data["lines"]] if "lines" in data else None
         services.pick(store=request.store, fulfillment=fulfillment, lines=lines, actor=actor_name(request))
 
 
-@extend_schema(request=PackSerializer, responses=FulfillmentSerializer)
+@extend_schema(request=FulfillmentPackSerializer, responses=FulfillmentSerializer)
 class FulfillmentPackView(_StepView):
     """`POST .../pack` `{"packages": n, "weight_grams": n}` — every line must be fully picked."""
 
-    serializer_class = PackSerializer
+    serializer_class = FulfillmentPackSerializer
 
     def perform(self, request, fulfillment, data):
         services.pack(
@@ -228,11 +228,11 @@ class FulfillmentReadyView(_StepView):
         services.mark_ready(store=request.store, fulfillment=fulfillment, actor=actor_name(request))
 
 
-@extend_schema(request=ShipSerializer, responses=FulfillmentSerializer)
+@extend_schema(request=FulfillmentShipSerializer, responses=FulfillmentSerializer)
 class FulfillmentShipView(_StepView):
     """`POST .../ship` `{"carrier"}` — creates the shipment with its tracking number."""
 
-    serializer_class = ShipSerializer
+    serializer_class = FulfillmentShipSerializer
 
     def perform(self, request, fulfillment, data):
         services.ship(
