@@ -53,9 +53,14 @@ def _raise(event: Event, *, kind: str, subject: str, severity: str, message: str
     )
 
 
-def _clear(event: Event, *, kind: str | list[str], subject: str) -> list[Alert]:
+def _clear(event: Event, *, kind: str | list[str], subject: str, **narrow: Any) -> list[Alert]:
     return services.resolve_alerts(
-        store=event.store, kind=kind, subject=subject, actor=_actor(event), reason=f"auto: {event.topic}"
+        store=event.store,
+        kind=kind,
+        subject=subject,
+        actor=_actor(event),
+        reason=f"auto: {event.topic}",
+        **narrow,
     )
 
 
@@ -102,6 +107,15 @@ def stock_threshold_cleared(event: Event) -> None:
     subject = _sku_subject(event)
     if subject is not None:
         _clear(event, kind=[K.LOW_STOCK, K.OUT_OF_STOCK], subject=subject)
+
+
+@on_event("inventory.forecast_cleared", queue="default", atomic=True)
+def stock_forecast_cleared(event: Event) -> None:
+    """The forecast recovered: resolve low_stock only if a forecast raised it last (an alert the
+    threshold bumped since stays open until `inventory.threshold_cleared`)."""
+    subject = _sku_subject(event)
+    if subject is not None:
+        _clear(event, kind=K.LOW_STOCK, subject=subject, data_contains={"forecast": True})
 
 
 # -------------------------------------------------------------------------------- payments

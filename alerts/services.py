@@ -137,12 +137,17 @@ def resolve_alerts(
     subject: str,
     actor: str = SYSTEM_ACTOR,
     reason: str = "",
+    data_contains: dict[str, Any] | None = None,
 ) -> list[Alert]:
     """Auto-resolve whatever is open for (kind or kinds, subject): the condition has cleared.
+    `data_contains` narrows it to alerts whose latest cause said so (e.g. {"forecast": True}).
     A no-op (no event) when nothing is open."""
     resolved = []
+    qs = _active(store, kind, subject)
+    if data_contains:
+        qs = qs.filter(data__contains=data_contains)
     with transaction.atomic():
-        for alert in _active(store, kind, subject).select_for_update().order_by("id"):
+        for alert in qs.select_for_update().order_by("id"):
             resolved.append(_resolve(alert, actor=actor, reason=reason))
     return resolved
 

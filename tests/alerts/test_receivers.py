@@ -85,6 +85,20 @@ def test_threshold_cleared_resolves_low_and_out_of_stock_for_that_sku_only(store
     assert only(store, subject="sku:B").status == "open"
 
 
+def test_forecast_cleared_resolves_a_forecast_alert_but_not_one_the_threshold_raised(store):
+    fire(store, "inventory.forecast_low", {"sku": "A", "days_of_cover": 2.5, "lead_time_days": 7})
+    fire(store, "inventory.forecast_low", {"sku": "B", "days_of_cover": 2.5, "lead_time_days": 7})
+    fire(
+        store,
+        "inventory.threshold_reached",
+        {"sku": "B", "available": 1, "threshold": 5, "kind": "low_stock"},
+    )
+    fire(store, "inventory.forecast_cleared", {"sku": "A"})
+    fire(store, "inventory.forecast_cleared", {"sku": "B"})
+    assert only(store, subject="sku:A").status == "resolved"
+    assert only(store, subject="sku:B").status == "open"
+
+
 def test_inventory_event_without_a_sku_raises_nothing(store):
     fire(store, "inventory.threshold_reached", {"available": 0})
     assert not Alert.all_stores.filter(store=store).exists()
@@ -202,6 +216,7 @@ def test_a_redelivered_event_does_not_bump_twice(store):
 def test_every_alert_event_has_its_handler_registered_on_the_default_queue():
     topics = [
         "inventory.threshold_reached", "inventory.forecast_low", "inventory.threshold_cleared",
+        "inventory.forecast_cleared",
         "payment.retrying", "payment.processed", "payment.failed", "order.fraud_review",
         "order.payment_processing", "order.rejected", "order.cancelled", "gateway.down", "gateway.up",
         "shipment.exception", "shipment.in_transit", "shipment.delivered", "shipment.returned",
