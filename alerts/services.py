@@ -63,7 +63,9 @@ def raise_alert(
     with transaction.atomic():
         existing = _active(store, kind, subject).select_for_update().first()
         if existing is not None:
-            return _bump(existing, severity=severity, message=message, data=data, event_id=event_id)
+            return _bump(
+                existing, store=store, severity=severity, message=message, data=data, event_id=event_id
+            )
         now = timezone.now()
         try:
             with transaction.atomic():
@@ -81,7 +83,9 @@ def raise_alert(
                 )
         except IntegrityError:
             existing = _active(store, kind, subject).select_for_update().get()
-            return _bump(existing, severity=severity, message=message, data=data, event_id=event_id)
+            return _bump(
+                existing, store=store, severity=severity, message=message, data=data, event_id=event_id
+            )
         emit(
             "alert.opened",
             store=store,
@@ -100,7 +104,13 @@ def raise_alert(
 
 
 def _bump(
-    alert: Alert, *, severity: str, message: str, data: dict[str, Any] | None, event_id: int | None
+    alert: Alert,
+    *,
+    store: Store,
+    severity: str,
+    message: str,
+    data: dict[str, Any] | None,
+    event_id: int | None,
 ) -> Alert:
     """A repeat: count it, keep the latest message/cause, never lower the severity."""
     now = timezone.now()
@@ -119,9 +129,10 @@ def _bump(
         values["event_id"] = event_id
     Alert.all_stores.filter(pk=alert.pk).update(**values)
     alert.refresh_from_db()
+    alert.store = store
     emit(
         "alert.updated",
-        store=alert.store,
+        store=store,
         order_id=alert.order_id,
         subject=alert,
         data=alert.as_event_data(),
