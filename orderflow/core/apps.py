@@ -9,4 +9,4 @@ class CoreConfig(AppConfig):
     verbose_name = "OrderFlow core"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (task logging)
+        from . import schema, signals  # noqa: F401  (OpenAPI auth description, task logging)

@@ -106,6 +106,8 @@ def flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
         for key, value in detail.items():
             if key == "non_field_errors":
                 path = prefix or "$"
+            elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                path = f"{prefix}[{key}]"  # DRF reports list items as {index: detail}
             else:
                 path = f"{prefix}.{key}" if prefix else str(key)
             for p, msgs in flatten_fields(value, path).items():

@@ -1,6 +1,8 @@
 """The outbox: nothing leaves before COMMIT, nothing is lost when the broker is down, and the
 relay delivers each event to each handler exactly once in effect."""
 
+import base64
+import json
 import subprocess
 import time
 
@@ -50,8 +52,15 @@ class PrivateBroker:
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def queued(self, queue="default") -> int:
-        return redis.Redis(port=self.port).llen(queue)
+    def queued(self, handler="tests.outbox_probe") -> int:
+        """Messages waiting for `handler` (other apps' handlers may listen to every topic)."""
+        count = 0
+        client = redis.Redis(port=self.port)
+        for queue in ("default", "orders", "payments", "fulfillment"):
+            for raw in client.lrange(queue, 0, -1):
+                args = json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+                count += len(args) > 1 and args[1] == handler
+        return count
 
 
 def _reset_producer_pools():
