@@ -6,6 +6,7 @@ its script (then 200) and records every request."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -13,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import redis
+from django.conf import settings
 from django.db import transaction
 
 from orderflow.core.events import emit, handlers_for, run_handler_once
@@ -29,6 +32,19 @@ def fire(store, topic: str, data: dict | None = None, *, order_id=None, subject_
         if handler.name.startswith("alerts."):
             assert run_handler_once(event.pk, handler.name) is True
     return event
+
+
+def queued_tasks(name: str) -> list[list]:
+    """Arguments of the messages for task `name` waiting in the broker's "default" queue (kombu's
+    Redis list); they are taken off the queue."""
+    r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    found = []
+    for raw in r.lrange("default", 0, -1):
+        message = json.loads(raw)
+        if message["headers"].get("task") == name:
+            found.append(json.loads(base64.b64decode(message["body"]))[0])
+            r.lrem("default", 1, raw)
+    return found
 
 
 @dataclass

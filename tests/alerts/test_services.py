@@ -1,7 +1,5 @@
 """Alert lifecycle through the services: one open alert per (store, kind, subject)."""
 
-import base64
-import json
 import threading
 
 import pytest
@@ -12,6 +10,7 @@ from alerts import selectors, services
 from alerts.models import Alert
 from orderflow.core.errors import InvalidTransition
 from orderflow.core.events import Event
+from tests.alerts.support import queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -195,21 +194,6 @@ def test_two_workers_raising_the_same_alert_at_once_leave_one_alert_counted_twic
     assert (alert.count, alert.status) == (2, "open")
 
 
-def _queued_tasks(name: str) -> list[list]:
-    """Messages for task `name` waiting in the broker's "default" queue (kombu's Redis list)."""
-    import redis
-    from django.conf import settings as django_settings
-
-    r = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
-    found = []
-    for raw in r.lrange("default", 0, -1):
-        message = json.loads(raw)
-        if message["headers"].get("task") == name:
-            found.append(json.loads(base64.b64decode(message["body"]))[0])
-            r.lrem("default", 1, raw)
-    return found
-
-
 def test_opening_a_critical_alert_queues_its_email_after_commit_and_a_warning_does_not(
     store, settings, django_capture_on_commit_callbacks
 ):
@@ -218,5 +202,5 @@ def test_opening_a_critical_alert_queues_its_email_after_commit_and_a_warning_do
         warning = _raise(store, subject="sku:W")
         critical = _raise(store, kind="gateway_down", subject="gateway", severity="critical")
         _raise(store, kind="gateway_down", subject="gateway", severity="critical")  # a bump: no second mail
-    assert _queued_tasks("alerts.send_alert_email") == [[critical.pk, store.pk]]
+    assert queued_tasks("alerts.send_alert_email") == [[critical.pk, store.pk]]
     assert warning.severity == "warning"

@@ -2,14 +2,16 @@
 deliveries to a real HTTP receiver (2xx, 5xx retried, 4xx not retried, redeliver)."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from alerts import webhooks
 from alerts.models import WebhookDelivery, WebhookEndpoint
 from alerts.tasks import deliver_webhook
 from orderflow.core.events import Event
-from tests.alerts.support import fire
+from tests.alerts.support import fire, queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +281,17 @@ def test_a_new_endpoint_is_seen_by_the_next_event_despite_the_cache(
         create(api, receiver.url, ["*"])
     fire(store, "order.created", {})
     assert WebhookDelivery.all_stores.count() == 1
+
+
+def test_a_pending_delivery_long_overdue_is_queued_again(api, store, receiver):
+    create(api, receiver.url, ["*"])
+    fire(store, "order.created", {})
+    delivery = WebhookDelivery.all_stores.get()
+    assert webhooks.resend_stale_deliveries(overdue_seconds=60) == 0
+    WebhookDelivery.all_stores.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(hours=1)
+    )
+    assert webhooks.resend_stale_deliveries(overdue_seconds=60) == 1
+    assert queued_tasks("alerts.deliver_webhook") == [[str(delivery.pk), store.pk]]
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at > timezone.now() - timedelta(seconds=60)
