@@ -79,7 +79,7 @@ def main() -> int:
     db_mode = (
         "PostgreSQL (DATABASE_URL)"
         if env.get("DATABASE_URL")
-        else f"embedded SQLite ({VAR / 'orderflow.sqlite3'})"
+        else f"embedded SQLite ({env.get('SQLITE_PATH') or VAR / 'orderflow.sqlite3'})"
     )
     redis_proc = None
     if env.get("EMBEDDED_REDIS") == "1":
@@ -103,7 +103,7 @@ def main() -> int:
         say("preparing the database (db_init)…")
         manage("db_init", env=env)
         count = "from orderflow.core.tenancy import Store; print(Store.objects.count())"
-        if manage("shell", "-c", count, env=env, capture=True).stdout.strip() == "0":
+        if manage("shell", "--no-imports", "-c", count, env=env, capture=True).stdout.split()[-1:] == ["0"]:
             say("empty database: loading demo data (seed)…")
             manage("seed", env=env)
         out = manage("dev_api_key", env=env, capture=True).stdout.strip().splitlines()
