@@ -175,6 +175,10 @@ class ProductListView(generics.ListCreateAPIView):
 
     serializer_class = ProductSerializer
 
+    def get_serializer_class(self):
+        # The browsable API's form shows what POST accepts, not what GET returns.
+        return ProductCreateSerializer if self.request.method == "POST" else ProductSerializer
+
     def get_queryset(self):
         return selectors.products(
             self.request.store,
@@ -206,6 +210,9 @@ class ProductDetailView(generics.GenericAPIView):
     """One product; PATCH changes name, description, price, active, threshold, lead time."""
 
     serializer_class = ProductSerializer
+
+    def get_serializer_class(self):
+        return ProductPatchSerializer if self.request.method == "PATCH" else ProductSerializer
 
     def get_object(self):
         return selectors.product_by_sku(self.request.store, self.kwargs["sku"])

@@ -341,3 +341,28 @@ def test_session_member_can_use_the_browsable_api_form(client, store):
 def test_unauthenticated_is_401(store):
     make_product(store, "A")
     assert StoreClient(store, None).get("/api/v1/products").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/products",
+        "/api/v1/products/A",
+        "/api/v1/inventory",
+        "/api/v1/inventory/A/restock",
+        "/api/v1/inventory/A/adjust",
+        "/api/v1/inventory/A/movements",
+    ],
+)
+def test_every_endpoint_renders_in_the_browsable_api(client, store, url):
+    make_product(store, "A", stock=1)
+    client.force_login(make_user(store=store))
+    r = client.get(url, HTTP_X_STORE_ID=store.slug, HTTP_ACCEPT="text/html")
+    assert r.status_code in (200, 405), r.content[:500]
+    assert b"<html" in r.content.lower()
+
+
+def test_browsable_api_form_offers_the_create_fields(client, store):
+    client.force_login(make_user(store=store))
+    r = client.get("/api/v1/products", HTTP_X_STORE_ID=store.slug, HTTP_ACCEPT="text/html")
+    assert b'name="initial_stock"' in r.content
