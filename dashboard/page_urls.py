@@ -8,6 +8,7 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("events.json", views.events_since, name="events"),
     path("orders/", views.order_list, name="orders"),
     path("orders/<uuid:order_id>/", views.order_detail, name="order"),
     path("orders/<uuid:order_id>/<slug:action>", views.order_action, name="order-action"),

@@ -9,7 +9,9 @@ and swallowed. Stats are not computed here: a throttle key (SET NX EX) lets at m
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -29,13 +31,32 @@ def group_name(store_id: int) -> str:
     return f"store.{store_id}"
 
 
+_loop_thread: ThreadPoolExecutor | None = None
+
+
+def _group_send(layer, group: str, payload: dict[str, Any]) -> None:
+    async_to_sync(layer.group_send)(group, payload)
+
+
 def send(store_id: int, message: dict[str, Any]) -> bool:
-    """Push one JSON message to every socket watching the store. False (logged) if it failed."""
+    """Push one JSON message to every socket watching the store. False (logged) if it failed.
+
+    Publishers are sync code (a view's on_commit, a Celery task). Should one ever run in a thread
+    that also runs an event loop (async_to_sync refuses that), the send hops to a helper thread."""
+    global _loop_thread
     try:
         layer = get_channel_layer()
         if layer is None:
             return False
-        async_to_sync(layer.group_send)(group_name(store_id), {"type": "push", "message": message})
+        payload = {"type": "push", "message": message}
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            _group_send(layer, group_name(store_id), payload)
+        else:
+            if _loop_thread is None:
+                _loop_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-push")
+            _loop_thread.submit(_group_send, layer, group_name(store_id), payload).result(timeout=5)
         return True
     except Exception:
         log.exception("live push to store %s failed", store_id)

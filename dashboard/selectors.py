@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from alerts import selectors as alert_selectors
 from alerts.models import Alert
+from fulfillment import services as fulfillment_services
 from fulfillment.models import Fulfillment, Shipment
 from inventory.models import StockLevel
 from orderflow.core.events import Event, registered_handlers
@@ -216,8 +217,13 @@ def order_events(store: Store, order_id: Any) -> QuerySet[Event]:
     return Event.all_stores.filter(store=store, order_id=order_id).order_by("id")
 
 
-def recent_events(store: Store, limit: int = 50) -> list[dict[str, Any]]:
-    rows = Event.all_stores.filter(store=store).select_related("store").order_by("-id")[:limit]
+def recent_events(store: Store, limit: int = 50, after_id: int | None = None) -> list[dict[str, Any]]:
+    """The last `limit` events, oldest first; with `after_id`, only newer ones (a page that
+    reconnects its websocket fills the gap with these)."""
+    qs = Event.all_stores.filter(store=store).select_related("store")
+    if after_id is not None:
+        qs = qs.filter(pk__gt=after_id)
+    rows = list(qs.order_by("-id")[:limit])
     return [e.as_message() for e in reversed(rows)]
 
 
@@ -398,7 +404,7 @@ def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
                 "orders_24h": f.get("orders_24h", 0),
                 "orders_per_minute": round(f.get("recent", 0) / window, 2),
                 "fraud_check_enabled": bool(store.setting("fraud_check_enabled")),
-                "fulfillment_autopilot": store.setting("fulfillment_autopilot"),
+                "fulfillment_autopilot": fulfillment_services.autopilot_enabled(store),
                 "fraud_review_threshold": store.setting("fraud_review_threshold"),
             }
         )

@@ -196,6 +196,16 @@ def _place_test_order(request: HttpRequest, data: dict[str, Any]) -> Order | Non
     )
 
 
+@page
+def events_since(request: HttpRequest) -> JsonResponse:
+    """Events after `?after=<id>` (at most 200): what a page missed while its socket was down."""
+    try:
+        after = int(request.GET.get("after", ""))
+    except ValueError:
+        after = None
+    return JsonResponse({"events": selectors.recent_events(request.store, 200, after_id=after)})
+
+
 # -------------------------------------------------------------------------------- orders
 
 

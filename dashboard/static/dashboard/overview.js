@@ -58,7 +58,12 @@
   }
 
   const stream = document.getElementById("event-stream");
+  const seen = new Set();
+  let lastId = 0;
   function addEvent(ev, fresh) {
+    if (seen.has(ev.id)) return;
+    seen.add(ev.id);
+    lastId = Math.max(lastId, ev.id || 0);
     const li = document.createElement("li");
     const mine = placed && ev.order_id === placed;
     li.className = (fresh ? "new " : "") + (mine ? "mine" : "");
@@ -93,6 +98,16 @@
   (page.events || []).forEach((ev) => addEvent(ev, false));
   window.addEventListener("resize", drawCharts);
   document.addEventListener("of:stats", (e) => renderStats(e.detail.stats));
+  // (Re)connected: fetch what happened between the page render (or the drop) and now.
+  document.addEventListener("of:connected", () => {
+    fetch("/dashboard/events.json?store=" + encodeURIComponent(OF.store) + "&after=" + lastId, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : { events: [] }))
+      .then((j) => j.events.forEach((ev) => {
+        if (seen.has(ev.id)) return;
+        document.dispatchEvent(new CustomEvent("of:event", { detail: { type: "event", event: ev } }));
+      }))
+      .catch(() => {});
+  });
   document.addEventListener("of:alert", (e) => upsertAlert(e.detail.alert));
   document.addEventListener("of:event", (e) => {
     const ev = e.detail.event;

@@ -7,7 +7,7 @@
   const path = OF.page.path;
   const svg = document.getElementById("workflow");
   const NS = "http://www.w3.org/2000/svg";
-  const NODE_W = 138, NODE_H = 42, COL_W = 172, ROW_H = 54, LANE_GAP = 26, LEFT = 118, TOP = 14;
+  const NODE_W = 178, NODE_H = 42, COL_W = 214, ROW_H = 54, LANE_GAP = 26, LEFT = 118, TOP = 14;
   const H_W = 230, H_H = 26;
 
   function el(name, attrs, parent) {
@@ -86,8 +86,10 @@
   const height = Math.max(y, TOP + handlers.length * (H_H + hGap) + 20);
   const width = hx + H_W + 20;
   svg.setAttribute("viewBox", "0 0 " + width + " " + height);
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
+  svg.setAttribute("preserveAspectRatio", "xMinYMin meet");
+  svg.style.width = "100%";
+  svg.style.height = "auto";
+  svg.style.minWidth = Math.min(width, 980) + "px";
 
   const defs = el("defs", {}, svg);
   const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
@@ -104,7 +106,10 @@
   edges.forEach((e) => {
     const a = byId[e.from], b = byId[e.to];
     let d;
-    if (b.x > a.x) {
+    if (b.x === a.x) {
+      const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x + NODE_W, y2 = b.y + NODE_H / 2, bulge = x1 + 26;
+      d = "M" + x1 + "," + y1 + " C" + bulge + "," + y1 + " " + bulge + "," + y2 + " " + x2 + "," + y2;
+    } else if (b.x > a.x) {
       const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2, mx = (x1 + x2) / 2;
       d = "M" + x1 + "," + y1 + " C" + mx + "," + y1 + " " + mx + "," + y2 + " " + x2 + "," + y2;
     } else {
@@ -140,7 +145,7 @@
     n.g = g;
     g.dataset.topics = n.topics.join(" ");
     el("rect", { width: NODE_W, height: NODE_H }, g);
-    el("text", { x: 9, y: 17 }, g).textContent = n.label.length > 20 ? n.label.slice(0, 19) + "…" : n.label;
+    el("text", { x: 9, y: 17 }, g).textContent = n.label.length > 27 ? n.label.slice(0, 26) + "…" : n.label;
     n.countEl = el("text", { x: 9, y: 33, class: "count" }, g);
     el("title", {}, g).textContent = n.topics.join(", ");
     renderCount(n);
@@ -148,7 +153,7 @@
 
   function renderCount(n) {
     const c = n.topics.reduce((s, t) => s + (counts[t] || 0), 0);
-    n.countEl.textContent = (n.topicOnly ? "" : n.topics[0] + " ") + "· " + c;
+    n.countEl.textContent = c + (c === 1 ? " event" : " events") + " · 24 h";
   }
 
   // ---- an order's path

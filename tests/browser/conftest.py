@@ -1,0 +1,120 @@
+"""Browser fixtures: the app served by a real Daphne (HTTP + websockets) on the test database,
+and Debian's Chromium driven by Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, wait_until
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+PASSWORD = "browser-pw"
+
+
+@pytest.fixture(scope="session")
+def daphne_url(worker_env):
+    """`daphne orderflow.asgi:application` on a free port, against the test database."""
+    port = free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"of-daphne-{os.getpid()}-{time.time_ns()}.log"
+    logf = open(log, "wb")
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "orderflow.asgi:application",
+        ],
+        cwd=ROOT,
+        env={**worker_env, "DJANGO_SETTINGS_MODULE": "orderflow.settings_test"},
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError("daphne died:\n" + log.read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_until(up, 30, message="daphne /healthz")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    logf.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Playwright's sync API keeps an event loop running in this thread, which trips Django's
+    async-safety check on every ORM call the test makes; the check is lifted only while the
+    browser module runs (module scope), then restored for the rest of the session."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def open_page(chromium, daphne_url):
+    """Factory: open_page(username, color_scheme="light") → a logged-in Playwright page."""
+    contexts = []
+
+    def open_(username: str, *, color_scheme: str = "light", width: int = 1360, height: int = 900):
+        ctx = chromium.new_context(
+            color_scheme=color_scheme, viewport={"width": width, "height": height}, base_url=daphne_url
+        )
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.goto("/admin/login/?next=/dashboard/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/dashboard/**")
+        return page
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
