@@ -39,3 +39,10 @@ def test_stats_endpoint_needs_credentials(client, store):
     r = client.get("/api/v1/dashboard/stats", HTTP_X_STORE_ID=store.slug)
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "not_authenticated"
+
+
+def test_stats_endpoint_renders_in_the_browsable_api(client, store):
+    client.force_login(make_user(store=store))
+    r = client.get("/api/v1/dashboard/stats", HTTP_X_STORE_ID=store.slug, HTTP_ACCEPT="text/html")
+    assert r.status_code == 200
+    assert b"orders_by_status" in r.content

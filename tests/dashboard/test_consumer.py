@@ -192,3 +192,22 @@ def test_stats_pushes_are_throttled_per_store(store, other_store):
     assert push.schedule_stats(store.pk) is True
     assert push.schedule_stats(store.pk) is False
     assert push.schedule_stats(other_store.pk) is True
+
+
+def test_push_stats_task_sends_fresh_stats_to_the_store_group(store):
+    from dashboard.tasks import push_stats
+
+    user = make_user(store=store)
+    make = _communicator(f"/ws/dashboard/?store={store.slug}", user)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        assert await sync_to_async(push_stats)(store.pk) is True
+        got = await comm.receive_json_from(timeout=5)
+        assert got["type"] == "stats"
+        assert got["stats"]["store"] == store.slug
+        assert "orders_by_status" in got["stats"]
+        await comm.disconnect()
+
+    run(scenario)

@@ -8,7 +8,7 @@
   const svg = document.getElementById("workflow");
   const NS = "http://www.w3.org/2000/svg";
   const NODE_W = 178, NODE_H = 42, COL_W = 214, ROW_H = 54, LANE_GAP = 26, LEFT = 118, TOP = 14;
-  const H_W = 230, H_H = 26;
+  const H_W = 310, H_H = 26;
 
   function el(name, attrs, parent) {
     const e = document.createElementNS(NS, name);
@@ -125,14 +125,14 @@
     const g = el("g", { class: "handler q-" + hh.h.queue, transform: "translate(" + hh.x + "," + hh.y + ")" }, gNodes);
     el("rect", { width: H_W, height: H_H }, g);
     const short = hh.h.name.replace(/^([a-z_]+)\.receivers\./, "$1.");
-    el("text", { x: 8, y: 17 }, g).textContent = short + "  [" + hh.h.queue + "]";
+    const every = hh.h.topics.includes("*");
+    const label = short + (every ? " ← every topic" : "");
+    el("text", { x: 8, y: 17 }, g).textContent = label.length > 38 ? label.slice(0, 37) + "…" : label;
+    el("text", { x: H_W - 8, y: 17, "text-anchor": "end", class: "queue" }, g).textContent = hh.h.queue;
     el("title", {}, g).textContent = hh.h.name + " ← " + hh.h.topics.join(", ") + " (queue " + hh.h.queue + ")";
     const res = hh.h.topics.map(globToRe);
     const targets = nodes.filter((n) => n.topics.some((t) => res.some((re) => re.test(t))));
-    if (hh.h.topics.includes("*")) {
-      el("text", { x: H_W - 8, y: 17, "text-anchor": "end", class: "count" }, g).textContent = "every topic";
-      return;
-    }
+    if (every) return;
     targets.forEach((n) => {
       const x1 = n.x + NODE_W, y1 = n.y + NODE_H / 2, x2 = hh.x, y2 = hh.y + H_H / 2, mx = x1 + (x2 - x1) * 0.6;
       const w = el("path", { d: "M" + x1 + "," + y1 + " C" + mx + "," + y1 + " " + mx + "," + y2 + " " + x2 + "," + y2, class: "wire" }, gWires);
