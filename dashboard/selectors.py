@@ -7,10 +7,12 @@ orders (by `created_at`), so one indexed range scan of (store, created_at) feeds
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -22,7 +24,7 @@ from fulfillment.models import Fulfillment, Shipment
 from inventory.models import StockLevel
 from orderflow.core.events import Event, registered_handlers
 from orderflow.core.statemachine import graph
-from orderflow.core.tenancy import Store
+from orderflow.core.tenancy import Store, StoreKeyThrottle
 from orders.models import IdempotencyRecord, Order
 from payments import breaker
 from payments import selectors as payment_selectors
@@ -368,6 +370,28 @@ def integrity(store: Store) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- stores
 
 
+def throttled_store_ids() -> set[int] | None:
+    """Stores with a credential at its API rate limit right now; None when it cannot be told.
+
+    Reads what DRF's throttle keeps in the shared cache (`throttle:<store id>:<credential>` → the
+    request times of the current window), so it agrees with what the API answers."""
+    try:
+        throttle = StoreKeyThrottle()
+        limit, window = throttle.num_requests, throttle.duration
+        client = cache._cache.get_client(None)  # Django's RedisCache: the redis-py client
+        base = cache.make_key("")
+        cutoff = time.time() - window
+        ids: set[int] = set()
+        for raw in client.scan_iter(match=cache.make_key("throttle:") + "*", count=500):
+            key = raw.decode()[len(base) :]
+            history = cache.get(key) or []
+            if sum(1 for t in history if t > cutoff) >= limit:
+                ids.add(int(key.split(":")[1]))
+        return ids
+    except Exception:
+        return None
+
+
 def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
     """Platform staff: every store's health, 24 h revenue and throughput (one query per figure,
     grouped by store, not one per store)."""
@@ -392,6 +416,7 @@ def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
         .annotate(n=Count("pk"))
         .order_by()
     }
+    throttled = throttled_store_ids()
     out = []
     for store in Store.objects.order_by("slug"):
         f = figures.get(store.pk, {})
@@ -403,6 +428,7 @@ def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
                 "revenue_24h": _money(f.get("revenue")),
                 "orders_24h": f.get("orders_24h", 0),
                 "orders_per_minute": round(f.get("recent", 0) / window, 2),
+                "throttled": None if throttled is None else store.pk in throttled,
                 "fraud_check_enabled": bool(store.setting("fraud_check_enabled")),
                 "fulfillment_autopilot": fulfillment_services.autopilot_enabled(store),
                 "fraud_review_threshold": store.setting("fraud_review_threshold"),

@@ -169,3 +169,20 @@ def test_workflow_graph_is_generated_from_the_state_tables(client, store):
     assert ["paid", "fulfilling"] in order_machine["edges"]
     assert len(order_machine["edges"]) == sum(len(v) for v in Order.TRANSITIONS.values())
     assert any("payment.processed" in h["topics"] for h in graph["handlers"])
+
+
+def test_stores_page_tells_a_throttled_store(client, store, other_store, settings):
+    from django.core.cache import cache
+
+    from orderflow.core.tenancy import StoreKeyThrottle
+
+    limit = StoreKeyThrottle().num_requests
+    import time
+
+    cache.set(f"throttle:{store.pk}:api_key:abc", [time.time()] * limit, 60)
+    cache.set(f"throttle:{other_store.pk}:api_key:def", [time.time()], 60)
+    from dashboard.selectors import stores_overview
+
+    rows = {r["store"].slug: r for r in stores_overview()}
+    assert rows["store-a"]["throttled"] is True
+    assert rows["store-b"]["throttled"] is False
