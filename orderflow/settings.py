@@ -88,6 +88,19 @@ if DATABASE_URL:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DB_MODE = "postgres" if "postgres" in DATABASES["default"]["ENGINE"] else "other"
+    # Opt-in connection pool (psycopg_pool) for ASGI servers. Under ASGI Django runs each request's
+    # sync code in its own thread, so every concurrent request opens its own connection and a burst
+    # of 200 buyers meets PostgreSQL's "too many clients" (a 500); Django's docs say to disable
+    # persistent connections under ASGI and pool instead. A pool bounds connections per process and
+    # makes the burst queue. Off (0) by default; the reliability suite's web server turns it on.
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+    if DB_POOL_MAX_SIZE and DB_MODE == "postgres":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections, not Django
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }  # Django passes the pool a connection check: one the server dropped is replaced
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {
