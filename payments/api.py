@@ -25,7 +25,7 @@ class RejectIn(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class PaymentAttemptOut(serializers.ModelSerializer):
+class PaymentAttemptDetail(serializers.ModelSerializer):
     class Meta:
         model = PaymentAttempt
         fields = [
@@ -35,7 +35,7 @@ class PaymentAttemptOut(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PaymentOut(serializers.ModelSerializer):
+class PaymentDetail(serializers.ModelSerializer):
     order_id = serializers.UUIDField(read_only=True)
     attempts_log = serializers.SerializerMethodField()
 
@@ -48,9 +48,9 @@ class PaymentOut(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    @extend_schema(responses=PaymentAttemptOut(many=True))
+    @extend_schema(responses=PaymentAttemptDetail(many=True))
     def get_attempts_log(self, payment: Payment) -> list[dict]:
-        return PaymentAttemptOut(selectors.attempts(payment.store, payment), many=True).data
+        return PaymentAttemptDetail(selectors.attempts(payment.store, payment), many=True).data
 
 
 class OrderApproveView(GenericAPIView):
@@ -88,11 +88,11 @@ class OrderRejectView(GenericAPIView):
 class OrderPaymentView(GenericAPIView):
     """`GET /api/v1/orders/<id>/payment` — the order's payment and every attempt at the gateway."""
 
-    serializer_class = PaymentOut
+    serializer_class = PaymentDetail
 
     def get(self, request, order_id):
         order = order_selectors.get_order(request.store, order_id)
         payment = selectors.payment_for_order(request.store, order.pk)
         if payment is None:
             raise NotFound("This order has no payment yet.")
-        return Response(PaymentOut(payment).data)
+        return Response(PaymentDetail(payment).data)

@@ -440,7 +440,13 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
                 "failed_at": timezone.now(),
                 "next_retry_at": None,
             },
-            data={"error_code": error_code, "decline_code": decline_code, "attempts": fresh.attempts},
+            data={
+                "error_code": error_code,
+                "decline_code": decline_code,
+                "error": error_code,
+                "message": message[:200],
+                "attempts": fresh.attempts,
+            },
         )
         order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)
         if order.status == OS.PAYMENT_PROCESSING:

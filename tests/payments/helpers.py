@@ -19,6 +19,8 @@ from orderflow.core import vault
 from orderflow.core.events import Event, emit
 from orderflow.core.tenancy import Store
 from orders.models import Order, OrderItem
+from payments.models import Payment
+from tests.factories import order_body
 
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
@@ -93,3 +95,29 @@ def stock(product: Product) -> tuple[int, int]:
     """(on_hand, reserved) of a product, fresh from the database."""
     level = product.stock.__class__.all_stores.get(product=product)
     return level.on_hand, level.reserved
+
+
+def post_order(api, *lines: tuple[str, int], card: str = CARD_OK, **kw) -> Order:
+    """An order through the real intake endpoint (`POST /api/v1/orders`)."""
+    r = api.post(
+        "/api/v1/orders",
+        order_body(*lines, card=card, **kw),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+    )
+    assert r.status_code == 202, r.content
+    return Order.all_stores.get(pk=r.json()["id"])
+
+
+def settled_payments(orders: list[Order]) -> int:
+    """How many of these orders have a payment with a final outcome."""
+    return Payment.all_stores.filter(
+        order__in=[o.pk for o in orders], status__in=["succeeded", "failed", "refunded"]
+    ).count()
+
+
+def charges_by_order(ledger: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for charge in ledger:
+        out.setdefault(charge["metadata"].get("order_id"), []).append(charge)
+    return out
