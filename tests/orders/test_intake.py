@@ -103,3 +103,39 @@ def test_a_rejected_key_can_be_retried_with_a_corrected_body(api, products):
     r = place(api, order_body(("MUG", 5)), key="retry-me")
     assert r.status_code == 202
     assert stock(products["MUG"]) == (5, 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_orders_of_a_new_store_get_distinct_numbers(store):
+    """The per-store number sequence is created on first use; twelve orders racing to create it
+    all succeed (a loser of the creation race retries) and no number is given twice."""
+    import threading
+
+    from django.db import connection
+
+    from orders import services
+    from tests.conftest import StoreClient
+    from tests.factories import make_key
+
+    services._known_sequences.clear()
+    make_product(store, "RACE", stock=100)
+    raw_key = make_key(store)
+    n = 12
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = place(StoreClient(store, raw_key), order_body(("RACE", 1)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [202] * n
+    numbers = sorted(Order.all_stores.filter(store=store).values_list("number", flat=True))
+    assert len(set(numbers)) == n
