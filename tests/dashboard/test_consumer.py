@@ -18,6 +18,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test runs its own event loop; a layer instance (and its receive lock) must not
+    outlive the loop it was used on."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 def _cookie_for(user) -> str:
     client = Client()
     client.force_login(user)
