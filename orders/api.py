@@ -173,24 +173,6 @@ class LegacyOrderSerializer(serializers.Serializer):
     order_ref = serializers.CharField(required=False, help_text="The idempotency key when no header is sent.")
 
 
-def _json_paths(errors: Any) -> dict[str, list[str]]:
-    """DRF reports a list's item errors as {index: errors}; make them `items[0].quantity` paths."""
-
-    def listify(node: Any) -> Any:
-        if isinstance(node, dict):
-            if node and all(isinstance(k, int) for k in node):
-                out: list[Any] = [{}] * (max(node) + 1)
-                for k, v in node.items():
-                    out[k] = listify(v)
-                return out
-            return {k: listify(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [listify(v) for v in node]
-        return node
-
-    return flatten_fields(listify(errors))
-
-
 def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> dict[str, list[str]]:
     for path, messages in more.items():
         bucket = into.setdefault(path, [])
@@ -244,7 +226,7 @@ def submit(request, data: Any, key: str, fingerprint: str, serializer_class=Orde
     """Validate everything, then hand the order to the one intake service."""
     serializer = serializer_class(data=data, context={"store": request.store})
     if not serializer.is_valid():
-        fields = _json_paths(serializer.errors)
+        fields = flatten_fields(serializer.errors)
         _merge(fields, _catalogue_precheck(request.store, data))
         raise ValidationFailed(fields=fields)
     order = services.place_order(
