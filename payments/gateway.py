@@ -20,6 +20,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 _session: requests.Session | None = None
 _session_pid: int | None = None
@@ -50,11 +51,23 @@ class GatewayCall:
 class GatewayError(Exception):
     """Transient: worth retrying with the same idempotency key."""
 
-    def __init__(self, message: str, *, code: str, call: GatewayCall, timeout: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        call: GatewayCall,
+        timeout: bool = False,
+        outcome_unknown: bool = False,
+    ):
         super().__init__(message)
         self.code = code
         self.call = call
         self.timeout = timeout
+        # The request may have reached the gateway and been acted on (a read timeout, a connection
+        # dropped mid-request): only asking again with the same key can tell. Any HTTP answer, even
+        # a 5xx, is a known outcome: a booked charge would have been replayed for the key.
+        self.outcome_unknown = outcome_unknown
 
     @property
     def counts_against_gateway(self) -> bool:
@@ -83,6 +96,12 @@ def _timeouts() -> tuple[float, float]:
     return (settings.GATEWAY_CONNECT_TIMEOUT, settings.GATEWAY_READ_TIMEOUT)
 
 
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Refused or unresolvable: the request never left, so nothing can have been charged."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | NameResolutionError)
+
+
 def _post(path: str, body: dict[str, Any], idempotency_key: str) -> tuple[dict[str, Any], GatewayCall]:
     call = GatewayCall()
     started = time.perf_counter()
@@ -95,13 +114,21 @@ def _post(path: str, body: dict[str, Any], idempotency_key: str) -> tuple[dict[s
         )
     except requests.Timeout as exc:
         call.latency_ms = int((time.perf_counter() - started) * 1000)
+        sent = not isinstance(exc, requests.ConnectTimeout)
         raise GatewayError(
-            f"gateway timed out ({type(exc).__name__})", code="timeout", call=call, timeout=True
+            f"gateway timed out ({type(exc).__name__})",
+            code="timeout",
+            call=call,
+            timeout=True,
+            outcome_unknown=sent,
         )
     except requests.ConnectionError as exc:
         call.latency_ms = int((time.perf_counter() - started) * 1000)
         raise GatewayError(
-            f"could not reach the gateway ({type(exc).__name__})", code="connection_error", call=call
+            f"could not reach the gateway ({type(exc).__name__})",
+            code="connection_error",
+            call=call,
+            outcome_unknown=not _never_connected(exc),
         )
     call.latency_ms = int((time.perf_counter() - started) * 1000)
     call.http_status = response.status_code

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory import services as inventory_services
@@ -192,6 +193,13 @@ def max_attempts() -> int:
     return settings.PAYMENT_MAX_RETRIES + 1
 
 
+def max_attempts_when_unknown() -> int:
+    """After a read timeout the charge may exist: giving up then could leave the shopper charged
+    for a failed order. So the last word must be an answer from the gateway for our key, and the
+    budget stretches (twice the normal one) while the outcome is unknown."""
+    return 2 * max_attempts()
+
+
 def retry_delay(attempt: int) -> float:
     """Exponential backoff with full jitter, as Celery's retry_backoff/retry_jitter compute it:
     min(BACKOFF_MAX, BACKOFF * 2**(attempt-1)), then uniformly below it when jitter is on."""
@@ -243,8 +251,11 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
             _gateway_failed(store, exc)
         else:
             _gateway_alive()
-        if payment.attempts >= max_attempts():
-            _fail(payment, error_code=exc.code, message=f"gave up after {payment.attempts} attempts: {exc}")
+        if payment.attempts >= max_attempts() and (
+            not exc.outcome_unknown or payment.attempts >= max_attempts_when_unknown()
+        ):
+            code = "outcome_unknown" if exc.outcome_unknown else exc.code
+            _fail(payment, error_code=code, message=f"gave up after {payment.attempts} attempts: {exc}")
             return Step("done", outcome=PS.FAILED)
         delay = retry_delay(payment.attempts)
         _schedule_retry(payment, delay, exc)
@@ -361,6 +372,7 @@ def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -
             last_error=str(exc)[:500],
             updated_at=now,
         )
+        stretched = exc.outcome_unknown and fresh.attempts >= max_attempts()
         emit(
             "payment.retrying",
             store=payment.store,
@@ -368,10 +380,11 @@ def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -
             subject=fresh,
             data={
                 "attempt": fresh.attempts,
-                "max_attempts": max_attempts(),
+                "max_attempts": max_attempts_when_unknown() if stretched else max_attempts(),
                 "next_delay_seconds": round(delay, 3),
                 "error": exc.code,
                 "message": str(exc)[:200],
+                "outcome_unknown": exc.outcome_unknown,
             },
             actor=ACTOR,
         )
@@ -593,3 +606,48 @@ def _refund_failed(payment: Payment, exc: Exception, attempt: int) -> None:
         data={"error_code": getattr(exc, "code", "error"), "message": str(exc)[:200], "attempts": attempt},
         actor=ACTOR,
     )
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+def stuck_after_seconds() -> float:
+    """Longer than any legitimate quiet spell of a live payment: the longest retry countdown, a
+    full gateway call and a breaker cool-down, with room to spare."""
+    return max(
+        120.0,
+        2 * settings.PAYMENT_RETRY_BACKOFF_MAX
+        + settings.GATEWAY_CONNECT_TIMEOUT
+        + settings.GATEWAY_READ_TIMEOUT
+        + 2 * settings.BREAKER_COOLDOWN_SECONDS,
+    )
+
+
+def reconcile_payments(*, older_than_seconds: float | None = None, batch: int = 500) -> dict[str, list]:
+    """Find work whose message was lost — a payment in flight that nothing has touched for too
+    long, a captured payment of a cancelled order never refunded — and say what to re-drive.
+
+    Re-driving is safe because the tasks are idempotent (same key, final states left alone). The
+    rows are touched so the next sweep leaves them alone while the re-driven task is queued.
+    Crosses stores on purpose (a beat job)."""
+    now = timezone.now()
+    cutoff = now - timedelta(
+        seconds=older_than_seconds if older_than_seconds is not None else stuck_after_seconds()
+    )
+    charge = list(
+        Payment.all_stores.filter(status__in=[PS.PENDING, PS.PROCESSING], updated_at__lt=cutoff)
+        .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lt=cutoff))
+        .order_by("updated_at")
+        .values_list("pk", "store_id")[:batch]
+    )
+    refund = list(
+        Payment.all_stores.filter(
+            status=PS.SUCCEEDED, updated_at__lt=cutoff, order__status__in=[OS.CANCELLED, OS.EXPIRED]
+        )
+        .order_by("updated_at")
+        .values_list("pk", "store_id")[:batch]
+    )
+    touched = [pk for pk, _ in charge + refund]
+    if touched:
+        Payment.all_stores.filter(pk__in=touched).update(updated_at=now)
+    return {"charge": charge, "refund": refund}

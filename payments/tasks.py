@@ -50,3 +50,14 @@ def refund_payment(self, payment_id: str, store_id: int, attempt: int = 1) -> st
         next_attempt = attempt + 1 if step.kind == "retry" else attempt
         raise self.retry(args=[payment_id, store_id], kwargs={"attempt": next_attempt}, countdown=step.delay)
     return step.outcome
+
+
+@shared_task(name="payments.reconcile_payments", acks_late=True, ignore_result=True)
+def reconcile_payments() -> dict[str, int]:
+    """Beat, every minute: re-drive payments and refunds whose task message was lost."""
+    found = services.reconcile_payments()
+    for payment_id, store_id in found["charge"]:
+        charge_payment.delay(str(payment_id), store_id)
+    for payment_id, store_id in found["refund"]:
+        refund_payment.delay(str(payment_id), store_id)
+    return {name: len(rows) for name, rows in found.items()}

@@ -54,7 +54,7 @@ def test_random_gateway_faults_never_charge_an_order_twice(start_worker, gateway
 
 
 def test_a_read_timeout_after_the_gateway_charged_finds_the_same_charge(start_worker, gateway, api, store):
-    start_worker(env={"GATEWAY_READ_TIMEOUT": "0.5", "PAYMENT_MAX_RETRIES": "8"})
+    start_worker(env={"GATEWAY_READ_TIMEOUT": "0.5"})
     make_product(store, "TEE", price="9.99", stock=5)
     gateway.control(latency_ms=1500)  # the gateway books the charge, then answers too late
     order = post_order(api, ("TEE", 1))

@@ -67,7 +67,7 @@ def test_an_outage_is_transient_and_blames_the_gateway(gw):
     with pytest.raises(gateway.GatewayError) as info:
         charge()
     assert info.value.call.http_status == 503 and info.value.counts_against_gateway
-    assert not info.value.timeout
+    assert not info.value.timeout and not info.value.outcome_unknown
 
 
 def test_a_read_timeout_is_transient_and_the_retry_finds_the_charge(gw, settings):
@@ -75,7 +75,7 @@ def test_a_read_timeout_is_transient_and_the_retry_finds_the_charge(gw, settings
     key = f"charge-{uuid.uuid4()}"
     with pytest.raises(gateway.GatewayError) as info:
         charge(CARD_SLOW, key=key)  # the gateway books it, then answers slowly
-    assert info.value.timeout and info.value.code == "timeout"
+    assert info.value.timeout and info.value.code == "timeout" and info.value.outcome_unknown
     assert len(gw.ledger()) == 1
     retried = None
     for _ in range(20):  # the gateway holds the key until its slow answer is out; then replays at once
@@ -94,6 +94,7 @@ def test_an_unreachable_gateway_is_a_transient_connection_error(settings):
     with pytest.raises(gateway.GatewayError) as info:
         charge()
     assert info.value.code == "connection_error" and info.value.counts_against_gateway
+    assert not info.value.outcome_unknown  # refused: the request never left, nothing was charged
 
 
 def test_a_refund_is_idempotent_by_its_key(gw):

@@ -1,9 +1,11 @@
 """The payments services in-process against the real mock gateway: fraud decisions, one charge
 turn at a time (what the Celery task runs), the breaker's effect, refunds."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from orderflow.core import vault
 from orderflow.core.errors import InvalidTransition
@@ -248,6 +250,39 @@ def test_a_processing_error_is_retried_then_fails_after_the_budget(store, produc
     assert breaker.state()["state"] == "closed"  # one bad card does not open the breaker for all
 
 
+def test_after_read_timeouts_the_payment_keeps_asking_until_the_gateway_answers(store, product, gw, settings):
+    settings.GATEWAY_READ_TIMEOUT = 0.2
+    settings.BREAKER_FAILURE_THRESHOLD = 100
+    order, payment = approved(store, product)
+    gw.control(latency_ms=400)  # booked at once, answered too late, every time
+    steps = [
+        services.attempt_charge(store=store, payment_id=payment.pk) for _ in range(services.max_attempts())
+    ]
+    assert [s.kind for s in steps] == ["retry"] * services.max_attempts()  # budget spent, outcome unknown
+    assert len(gw.ledger()) == 1
+    assert event(store, "payment.retrying", order).data["outcome_unknown"] is True
+    gw.control(latency_ms=0)
+    steps = run_to_end(store, payment)
+    assert steps[-1].outcome == "succeeded"
+    assert payment.gateway_charge_id == gw.ledger()[0]["id"] and len(gw.ledger()) == 1
+    assert payment.attempts > services.max_attempts()
+
+
+def test_an_outcome_that_stays_unknown_fails_only_after_the_stretched_budget(store, product, gw, settings):
+    settings.GATEWAY_READ_TIMEOUT = 0.1
+    settings.BREAKER_FAILURE_THRESHOLD = 100
+    order, payment = approved(store, product)
+    gw.control(outage=True)
+    # An outage answers 503 at once: a known outcome, so the normal budget applies.
+    assert [s.kind for s in run_to_end(store, payment)][-1] == "done"
+    assert (payment.attempts, payment.error_code) == (services.max_attempts(), "gateway_unavailable")
+    gw.control(outage=False, latency_ms=300)
+    order2, payment2 = approved(store, product)
+    run_to_end(store, payment2)
+    assert (payment2.status, payment2.error_code) == ("failed", "outcome_unknown")
+    assert payment2.attempts == services.max_attempts_when_unknown()
+
+
 def test_a_retrying_payment_shows_on_the_order(store, product, gw):
     order, payment = approved(store, product, card=CARD_PROCESSING_ERROR)
     assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "retry"
@@ -361,3 +396,22 @@ def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product
     payment = Payment.all_stores.select_related("order").get(pk=payment.pk)
     assert payment.status == "succeeded" and payment.order.status == "cancelled"
     assert services.payment_needs_refund(payment)
+
+
+# ------------------------------------------------------------------------------ reconciler
+
+
+def test_the_reconciler_redrives_payments_nothing_has_touched_for_too_long(store, product, gw):
+    _, stuck = approved(store, product)
+    _, fresh = approved(store, product)
+    order, to_refund = approved(store, product)
+    run_to_end(store, to_refund)
+    Order.all_stores.filter(pk=order.pk).update(status="cancelled")  # its refund message was lost
+    long_ago = timezone.now() - timedelta(seconds=services.stuck_after_seconds() + 5)
+    Payment.all_stores.filter(pk__in=[stuck.pk, to_refund.pk]).update(updated_at=long_ago)
+
+    found = services.reconcile_payments()
+    assert found == {"charge": [(stuck.pk, store.pk)], "refund": [(to_refund.pk, store.pk)]}
+    assert fresh.pk not in [pk for pk, _ in found["charge"]]
+    # touched: the next sweep leaves them to the re-driven tasks
+    assert services.reconcile_payments() == {"charge": [], "refund": []}
