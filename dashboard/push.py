@@ -25,6 +25,8 @@ log = logging.getLogger("orderflow.dashboard.push")
 STATS_PUSH_EVERY = 2  # seconds, per store
 # The stats task waits this long so that the burst of events that woke it is counted.
 STATS_PUSH_DELAY = 1.0
+# The throttle key outlives a dead worker's chain by this much at most.
+STATS_LOCK_TTL = 15
 
 
 def group_name(store_id: int) -> str:
@@ -85,15 +87,26 @@ def push_event(event: Event) -> None:
         log.exception("live push of event %s failed", getattr(event, "pk", None))
 
 
-def schedule_stats(store_id: int) -> bool:
-    """Let one stats push per store through every STATS_PUSH_EVERY seconds (Redis SET NX EX)."""
-    try:
-        if not cache.add(f"dashboard:stats-push:{store_id}", 1, timeout=STATS_PUSH_EVERY):
-            return False
-        from .tasks import push_stats
+def lock_key(store_id: int) -> str:
+    return f"dashboard:stats-push:{store_id}"
 
-        push_stats.apply_async(args=[store_id], countdown=STATS_PUSH_DELAY)
-        return True
+
+def dirty_key(store_id: int) -> str:
+    return f"dashboard:stats-dirty:{store_id}"
+
+
+def schedule_stats(store_id: int) -> bool:
+    """At most one stats push per store every STATS_PUSH_EVERY seconds, without losing the last
+    change: the first event takes the key (SET NX EX) and schedules the task; events while the
+    key is held only mark the store dirty, and the task re-runs once more if it was."""
+    try:
+        if cache.add(lock_key(store_id), 1, timeout=STATS_LOCK_TTL):
+            from .tasks import push_stats
+
+            push_stats.apply_async(args=[store_id], countdown=STATS_PUSH_DELAY)
+            return True
+        cache.set(dirty_key(store_id), 1, timeout=60)
+        return False
     except Exception:
         log.exception("stats push for store %s not scheduled", store_id)
         return False

@@ -115,6 +115,9 @@ def test_test_order_from_the_form_reaches_paid_in_the_event_stream(celery_worker
         1, timeout=30_000
     )
     expect(stream.locator(f'li[data-topic="order.paid"][data-order-id="{order_id}"]')).to_have_count(1)
+    # the throttled stats push catches up with the last change (no reload)
+    status = page.locator(f'#recent-orders tr[data-order-id="{order_id}"] td:nth-child(2) .chip')
+    expect(status).to_have_text(re.compile(r"^(paid|fulfilling|ready_to_ship|shipped)$"), timeout=15_000)
     screenshot(page, "overview-order-paid-light")
     page.goto(f"/dashboard/orders/{order_id}/")
     expect(page.locator("#order-status")).not_to_have_text("pending")

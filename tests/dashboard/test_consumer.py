@@ -222,3 +222,19 @@ def test_push_stats_task_sends_fresh_stats_to_the_store_group(store):
         await comm.disconnect()
 
     run(scenario)
+
+
+def test_a_quiet_store_releases_the_stats_throttle_and_a_busy_one_pushes_again(store):
+    from django.core.cache import cache
+
+    from dashboard.tasks import push_stats
+
+    assert push.schedule_stats(store.pk) is True
+    assert push.schedule_stats(store.pk) is False  # throttled: marked dirty instead
+    assert cache.get(push.dirty_key(store.pk))
+    assert push_stats(store.pk, followup=True) is True  # dirty: pushes once more, stays armed
+    assert push.schedule_stats(store.pk) is False
+    push_stats(store.pk)  # the first run clears the mark
+    cache.delete(push.dirty_key(store.pk))
+    assert push_stats(store.pk, followup=True) is False  # quiet: key released
+    assert push.schedule_stats(store.pk) is True
