@@ -223,7 +223,11 @@ def _idempotent_response(request, stored: idempotency.StoredResponse):
 
 
 def submit(request, data: Any, key: str, fingerprint: str, serializer_class=OrderCreateSerializer):
-    """Validate everything, then hand the order to the one intake service."""
+    """Replay a finished key first (its answer stands even if the catalogue changed since), else
+    validate everything and hand the order to the one intake service."""
+    stored = idempotency.existing_response(store=request.store, key=key, request_fingerprint=fingerprint)
+    if stored is not None:
+        return _idempotent_response(request, stored)
     serializer = serializer_class(data=data, context={"store": request.store})
     if not serializer.is_valid():
         fields = flatten_fields(serializer.errors)

@@ -39,6 +39,18 @@ def test_same_key_same_body_replays_the_first_response_byte_for_byte(api, sku):
 
 
 @pytest.mark.django_db
+def test_replay_stands_even_after_the_product_was_deactivated(api, store, sku):
+    from inventory.services import update_product
+
+    body = order_body((sku, 1))
+    first = place(api, body, key="key-inactive")
+    update_product(store=store, sku=sku, actor="test", active=False)
+    again = place(api, body, key="key-inactive")
+    assert again.status_code == 202 and again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+
+
+@pytest.mark.django_db
 def test_replay_ignores_key_order_and_whitespace_of_the_body(api, sku):
     body = order_body((sku, 1))
     first = place(api, body, key="key-2")
@@ -128,11 +140,11 @@ def test_twenty_identical_requests_at_once_make_exactly_one_order(store, sku):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("lines", "limit"), [(1, 12), (20, 31)])
+@pytest.mark.parametrize(("lines", "limit"), [(1, 13), (20, 32)])
 def test_query_count_per_order_is_bounded(api, store, lines, limit, django_assert_max_num_queries):
-    """Measured: 1 line → 12, 20 lines → 31. That is the API-key lookup, the test's SAVEPOINT
-    pair, and in the order's transaction: claim, catalogue, number, order, all lines (one bulk
-    insert), one ledger insert, the event, the stored response. Only inventory's conditional
+    """Measured: 1 line → 13, 20 lines → 32. That is the API-key lookup, the replay check, the
+    test's SAVEPOINT pair, and in the order's transaction: claim, catalogue, number, order, all
+    lines (one bulk insert), one ledger insert, the event, the stored response. Only inventory's conditional
     UPDATE per SKU (the no-oversell guarantee) grows with the lines."""
     for i in range(lines):
         make_product(store, f"Q-{i}", stock=10)
