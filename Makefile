@@ -41,7 +41,7 @@ seed: $(STAMP)
 	$(PY) manage.py seed
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): they print figures and write bench/results/<date>.md; never tests."""

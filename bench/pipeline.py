@@ -1,0 +1,221 @@
+"""Pipeline: N orders end to end through the Celery workers, against a chain of the same number of
+no-op tasks per order through the same broker and workers.
+
+For 1 and 2 worker processes (prefork `-c`): the worker is stopped, N orders are accepted over
+HTTP (their `order.created` messages wait in Redis), the worker starts and the clock runs from its
+`worker_ready` until every order is `ready_to_ship` and until every order is `shipped` (the
+autopilot's last step; the carrier simulator is off, so that is where a journey ends here). Gateway
+latency 0, autopilot steps without wait. Every task the workers run is counted by name
+(bench/noop.py's task_postrun hook), which gives K = tasks per order; the registry's view
+(events per order × handlers per topic + the steps' own tasks) is printed beside it.
+
+Then, same broker, same worker, same `-c`: N chains of K `bench.noop` tasks (each enqueues the
+next, like a handler enqueueing its step), enqueued while the worker is stopped, timed from
+`worker_ready` until the last chain ends. RATIO = pipeline orders/s ÷ no-op chains/s.
+
+    .venv/bin/python bench/pipeline.py [--quick] [--orders 2000] [--procs 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common, orders_load
+from bench.common import say
+from bench.stack import Stack
+
+REACHED_RTS = ["ready_to_ship", "shipped", "delivered"]
+QUEUES = ["default", "orders", "payments", "fulfillment"]
+
+
+def _orders(stack: Stack, base_number: int):
+    from orders.models import Order
+
+    return Order.all_stores.filter(store_id=stack.data["store_id"], number__gt=base_number)
+
+
+def top_number(stack: Stack) -> int:
+    from django.db.models import Max
+
+    from orders.models import Order
+
+    return Order.all_stores.filter(store_id=stack.data["store_id"]).aggregate(m=Max("number"))["m"] or 0
+
+
+def queued_messages() -> int:
+    r = common.redis_client()
+    return sum(r.llen(q) for q in QUEUES) + r.hlen("unacked")
+
+
+def beat_task_names() -> set[str]:
+    from django_celery_beat.models import PeriodicTask
+
+    return set(PeriodicTask.objects.values_list("task", flat=True))
+
+
+def task_counts() -> dict[str, int]:
+    from bench.noop import TASK_COUNTS
+
+    raw = common.redis_client().hgetall(TASK_COUNTS)
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def registry_view(stack: Stack, base: int, n: int) -> dict[str, Any]:
+    """What the handler registry says an order costs: events per order × handlers per topic."""
+    from orderflow.core.events import Event, handlers_for
+
+    ids = list(_orders(stack, base).values_list("pk", flat=True))
+    topics = collections.Counter(
+        Event.all_stores.filter(store_id=stack.data["store_id"], order_id__in=ids).values_list(
+            "topic", flat=True
+        )
+    )
+    per_topic = {t: {"events_per_order": round(c / n, 2), "handlers": [h.name for h in handlers_for(t)]}
+                 for t, c in sorted(topics.items())}  # fmt: skip
+    return {
+        "events_per_order": round(sum(topics.values()) / n, 2),
+        "handler_messages_per_order": round(sum(c * len(handlers_for(t)) for t, c in topics.items()) / n, 2),
+        "topics": per_topic,
+    }
+
+
+def wait_orders(stack: Stack, base: int, n: int, t0: float, timeout: float) -> dict[str, Any]:
+    """Poll (one count query each) until every order reached ready_to_ship, then shipped."""
+    from django.db.models import Count
+
+    t_rts = t_shipped = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        by_status = dict(_orders(stack, base).values_list("status").annotate(n=Count("pk")).order_by())
+        rts = sum(by_status.get(s, 0) for s in REACHED_RTS)
+        if t_rts is None and rts >= n:
+            t_rts = time.monotonic() - t0
+        if by_status.get("shipped", 0) + by_status.get("delivered", 0) >= n:
+            t_shipped = time.monotonic() - t0
+            break
+        final_other = sum(v for s, v in by_status.items() if s not in REACHED_RTS)
+        if t_rts is not None and final_other == n - rts and queued_messages() == 0:
+            t_shipped = time.monotonic() - t0  # some orders ended elsewhere: nothing more will move
+            break
+        time.sleep(0.25)
+    by_status = dict(_orders(stack, base).values_list("status").annotate(n=Count("pk")).order_by())
+    return {"to_ready_to_ship_s": t_rts, "to_shipped_s": t_shipped, "statuses": by_status}
+
+
+def wait_drained(timeout: float = 120) -> None:
+    common.wait_for(lambda: queued_messages() == 0, timeout, interval=0.5, message="queues drained")
+
+
+def run_pipeline(stack: Stack, procs: int, n: int, tag: str) -> dict[str, Any]:
+    from bench.noop import TASK_COUNTS
+
+    stack.stop_worker()
+    base = top_number(stack)
+    sub = orders_load.submit(stack, count=n, prefix=f"{tag}-p{procs}", concurrency=16, seed=procs)
+    if sub["accepted"] != n:
+        say(f"  warning: {sub['accepted']} of {n} orders accepted: {sub['statuses']}")
+    common.redis_client().delete(TASK_COUNTS)
+    stack.start_worker(procs)
+    t0 = time.monotonic()
+    done = wait_orders(stack, base, sub["accepted"], t0, timeout=max(600, n * 0.5))
+    wait_drained()
+    counts = task_counts()
+    skip = beat_task_names() | {"bench.noop"}
+    order_tasks = {k: v for k, v in counts.items() if k not in skip}
+    accepted = sub["accepted"] or 1
+    k = sum(order_tasks.values()) / accepted
+    res = {
+        "procs": procs,
+        "orders": sub["accepted"],
+        "submit": sub,
+        **done,
+        "tasks_by_name_per_order": {name: round(v / accepted, 2) for name, v in sorted(order_tasks.items())},
+        "tasks_per_order": round(k, 2),
+    }
+    res["rate_shipped"] = accepted / done["to_shipped_s"] if done["to_shipped_s"] else 0.0
+    res["rate_rts"] = accepted / done["to_ready_to_ship_s"] if done["to_ready_to_ship_s"] else 0.0
+    res["registry"] = registry_view(stack, base, accepted)
+    return res
+
+
+def run_noop(stack: Stack, procs: int, chains: int, k: int) -> dict[str, Any]:
+    from bench.noop import CHAINS_DONE, noop
+
+    stack.stop_worker()
+    r = common.redis_client()
+    r.delete(CHAINS_DONE)
+    for _ in range(chains):
+        noop.apply_async(args=[k, "default"], queue="default")
+    stack.start_worker(procs)
+    t0 = time.monotonic()
+    common.wait_for(lambda: int(r.get(CHAINS_DONE) or 0) >= chains, max(600, chains * k * 0.05), interval=0.1,
+                    message="no-op chains")  # fmt: skip
+    elapsed = time.monotonic() - t0
+    return {
+        "chains": chains,
+        "k": k,
+        "seconds": elapsed,
+        "rate": chains / elapsed,
+        "tasks_per_s": chains * k / elapsed,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.orders or (300 if args.quick else 2000)
+    result: dict[str, Any] = {"orders": n, "by_procs": {}}
+    stack = Stack(beat=True, daphne=False, workers_running=False)
+    try:
+        stack.start()
+        for procs in args.procs:
+            say(f"pipeline: {n} orders, worker -c {procs}")
+            p = run_pipeline(stack, procs, n, tag=f"pl{int(time.time())}")
+            k = max(1, round(p["tasks_per_order"]))
+            say(
+                f"  -c {procs}: all ready_to_ship in {p['to_ready_to_ship_s']:.1f}s "
+                f"({p['rate_rts']:.1f} orders/s), "
+                f"all shipped in {p['to_shipped_s']:.1f}s ({p['rate_shipped']:.1f} orders/s); "
+                f"{p['tasks_per_order']} tasks/order (registry: {p['registry']['events_per_order']} events, "
+                f"{p['registry']['handler_messages_per_order']} handler messages per order); "
+                f"statuses {p['statuses']}"
+            )
+            nop = run_noop(stack, procs, p["orders"], k)
+            ratio = p["rate_shipped"] / nop["rate"] if nop["rate"] else 0.0
+            say(
+                f"  -c {procs}: no-op chains of {k}: {nop['rate']:.1f} chains/s "
+                f"({nop['tasks_per_s']:.0f} tasks/s) "
+                f"| RATIO pipeline/no-op {ratio:.2f}"
+            )
+            result["by_procs"][procs] = {"pipeline": p, "noop": nop, "ratio": ratio}
+    finally:
+        stack.stop()
+    return result
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--orders", type=int, default=None, help="N (default 2000; 300 with --quick)")
+    parser.add_argument("--procs", type=int, nargs="*", default=[1, 2])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_args(parser)
+    args = parser.parse_args()
+    common.django_setup()
+    result = run(args)
+    common.save_json("pipeline-last", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
