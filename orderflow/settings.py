@@ -208,6 +208,11 @@ CARRIER_EXCEPTION_RATE = env.float("CARRIER_EXCEPTION_RATE", default=0.05)
 CARRIER_SECRETS = env.dict("CARRIER_SECRETS", default={"dhl": "dhl-dev-secret", "ups": "ups-dev-secret"})
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
+# The stuck-order reconciler (payments.reconciler): an order that has not moved for this long is
+# stuck (pending with no fraud check, payment_processing with no payment, a leaked reservation);
+# each sweep handles at most RECONCILE_BATCH orders per kind and store.
+RECONCILE_STUCK_AFTER_SECONDS = env.float("RECONCILE_STUCK_AFTER_SECONDS", default=300.0)
+RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=200)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- API ----------------------------------------------------------------------------------------

@@ -367,6 +367,67 @@ def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") ->
     return locked
 
 
+# ------------------------------------------------------------------------------- expiry
+
+EXPIRABLE = frozenset({Order.Status.PENDING, Order.Status.FRAUD_REVIEW, Order.Status.PAYMENT_PROCESSING})
+
+
+def expiry_minutes(store: Store) -> int:
+    """The store's unpaid-order window (`order_expiry_minutes`, else ORDER_EXPIRY_MINUTES);
+    0 or less means this store's orders never expire."""
+    value = store.setting("order_expiry_minutes")
+    if value is None:
+        value = settings.ORDER_EXPIRY_MINUTES
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return int(settings.ORDER_EXPIRY_MINUTES)
+
+
+def expire_order(*, store: Store, order: Order, reason: str, actor: str = "reconciler") -> Order:
+    """Close an order that was never paid (Saleor's `expire_orders`): `expired`, whatever it still
+    holds reserved released through the ledger, `order.expired` {reason, previous_status, ...}.
+
+    Only pending / fraud_review / payment_processing orders expire (409 `invalid_transition`
+    otherwise); expiring an expired order is a no-op. *Whether* an order may expire — its age, a
+    payment still running — is the caller's judgement (the payments reconciler decides, it knows the
+    payment); this is the mechanics. A captured payment of an expired order is refunded by payments
+    on `order.expired`, and its charge task never charges an order that left payment_processing."""
+    with transaction.atomic():
+        locked = Order.all_stores.select_for_update().get(store=store, pk=order.pk)
+        locked.store = store
+        if locked.status == Order.Status.EXPIRED:
+            return locked
+        if locked.status not in EXPIRABLE:
+            raise InvalidTransition(
+                f"An order that is {locked.status} cannot expire.",
+                extra={"from": locked.status, "to": Order.Status.EXPIRED},
+            )
+        previous = locked.status
+        released = release_stock(
+            store=store, order_id=locked.pk, actor=actor, reason=f"order expired: {reason}"
+        )
+        change_status(
+            order=locked,
+            to=Order.Status.EXPIRED,
+            reason=reason,
+            actor=actor,
+            data={
+                "reason": reason,
+                "previous_status": previous,
+                "number": locked.number,
+                "payment_status": locked.payment_status,
+                "total": str(locked.total),
+                "currency": locked.currency,
+                "units_released": released,
+            },
+        )
+        # The card is of no use any more; dropping it also stops any charge that would still try.
+        store_pk, order_pk = store.pk, locked.pk
+        transaction.on_commit(lambda: vault.forget(store_pk, order_pk), robust=True)
+    return locked
+
+
 # ----------------------------------------------------------------------------- housekeeping
 
 

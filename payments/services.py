@@ -234,6 +234,9 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
 
     attempt = _begin_attempt(payment)
     if attempt is None:
+        if payment.status not in Payment.FINAL_STATUSES:  # the order left payment_processing meanwhile
+            _abandon(payment, reason="order left payment_processing before the charge")
+            return Step("done", outcome="abandoned")
         return Step("done", outcome=payment.status)
     try:
         charge = gateway.create_charge(
@@ -288,10 +291,17 @@ def _locked(payment: Payment) -> tuple[Payment, Order]:
 
 
 def _begin_attempt(payment: Payment) -> PaymentAttempt | None:
-    """Count the attempt and write its row before the call, so a crash mid-call still shows it."""
+    """Count the attempt and write its row before the call, so a crash mid-call still shows it.
+
+    None: no call may be made — the payment is final, or the order left payment_processing
+    (cancelled, expired) since the task first looked. Checked here, under the order's lock, because
+    cancel and expiry take the same lock: once they commit, no charge starts for that order."""
     with transaction.atomic():
         fresh, order = _locked(payment)
         if fresh.status in Payment.FINAL_STATUSES:
+            payment.status = fresh.status
+            return None
+        if order.status != OS.PAYMENT_PROCESSING:
             payment.status = fresh.status
             return None
         attempts = fresh.attempts + 1
@@ -634,20 +644,23 @@ def reconcile_payments(*, older_than_seconds: float | None = None, batch: int = 
     cutoff = now - timedelta(
         seconds=older_than_seconds if older_than_seconds is not None else stuck_after_seconds()
     )
-    charge = list(
-        Payment.all_stores.filter(status__in=[PS.PENDING, PS.PROCESSING], updated_at__lt=cutoff)
-        .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lt=cutoff))
-        .order_by("updated_at")
-        .values_list("pk", "store_id")[:batch]
-    )
-    refund = list(
-        Payment.all_stores.filter(
-            status=PS.SUCCEEDED, updated_at__lt=cutoff, order__status__in=[OS.CANCELLED, OS.EXPIRED]
+    with transaction.atomic():  # SKIP LOCKED: two sweeps (or a sweep and a live task) never share a row
+        charge = list(
+            Payment.all_stores.filter(status__in=[PS.PENDING, PS.PROCESSING], updated_at__lt=cutoff)
+            .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lt=cutoff))
+            .order_by("updated_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "store_id")[:batch]
         )
-        .order_by("updated_at")
-        .values_list("pk", "store_id")[:batch]
-    )
-    touched = [pk for pk, _ in charge + refund]
-    if touched:
-        Payment.all_stores.filter(pk__in=touched).update(updated_at=now)
+        refund = list(
+            Payment.all_stores.filter(
+                status=PS.SUCCEEDED, updated_at__lt=cutoff, order__status__in=[OS.CANCELLED, OS.EXPIRED]
+            )
+            .order_by("updated_at")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "store_id")[:batch]
+        )
+        touched = [pk for pk, _ in charge + refund]
+        if touched:
+            Payment.all_stores.filter(pk__in=touched).update(updated_at=now)
     return {"charge": charge, "refund": refund}

@@ -14,7 +14,7 @@ from celery import shared_task
 
 from orderflow.core.tenancy import Store, use_store
 
-from . import services
+from . import reconciler, services
 
 
 @shared_task(name="payments.check_fraud", acks_late=True, ignore_result=True)
@@ -61,3 +61,10 @@ def reconcile_payments() -> dict[str, int]:
     for payment_id, store_id in found["refund"]:
         refund_payment.delay(str(payment_id), store_id)
     return {name: len(rows) for name, rows in found.items()}
+
+
+@shared_task(name="payments.reconcile_stuck_orders", acks_late=True, ignore_result=True)
+def reconcile_stuck_orders() -> dict[str, int]:
+    """Beat, every minute: repair or expire orders that stopped moving (see payments.reconciler);
+    includes the payment/refund re-drive of `reconcile_payments`."""
+    return reconciler.reconcile_stuck_orders()
