@@ -407,3 +407,14 @@ def test_an_order_another_transaction_holds_is_skipped_not_waited_on(store, prod
         holder.join(10)
     assert reconciler.reconcile_stuck_orders() == {"reservation_released": 1}
     assert stock(product) == (10, 0)
+
+
+# -------------------------------------------------------------------------------- schedule
+
+
+def test_beat_runs_the_reconciler_every_minute_and_the_old_payment_sweep_entry_is_retired():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="payments.reconcile_stuck_orders")
+    assert task.enabled and (task.interval.every, task.interval.period) == (60, "seconds")
+    assert not PeriodicTask.objects.filter(task="payments.reconcile_payments").exists()

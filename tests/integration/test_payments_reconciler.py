@@ -1,0 +1,64 @@
+"""The reconciler on a real worker and the real gateway: an order whose `order.created` message was
+lost (taken off the broker before any worker saw it) ends paid once the beat task runs."""
+
+from datetime import timedelta
+
+import pytest
+import redis
+from celery import current_app
+from django.conf import settings
+from django.utils import timezone
+
+from alerts.models import Alert
+from orderflow.core.events import Event
+from orders.models import Order
+from tests.conftest import wait_until
+from tests.factories import make_product
+from tests.payments.helpers import post_order, stock
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+QUEUES = ("default", "orders", "payments", "fulfillment")
+
+
+def drop_queued_messages() -> int:
+    """Lose every message waiting in the broker (the queues only: the card vault stays)."""
+    r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = list(QUEUES) + [f"{q}\x06\x16{p}" for q in QUEUES for p in range(1, 10)]
+    waiting = sum(r.llen(k) for k in keys)
+    r.delete(*keys)
+    return waiting
+
+
+def test_an_order_whose_created_message_was_lost_is_paid_after_the_reconciler_runs(
+    start_worker, gateway, api, store
+):
+    product = make_product(store, "TEE", price="12.00", stock=5)
+    order = post_order(api, ("TEE", 2))
+    created = Event.all_stores.get(store=store, order_id=order.pk, topic="order.created")
+    assert created.published_at is not None  # sent, so the outbox relay will not send it again
+    assert drop_queued_messages() >= 1  # ... and lost
+    # Stuck for longer than RECONCILE_STUCK_AFTER_SECONDS (5 s in the test settings).
+    Order.all_stores.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+
+    start_worker()
+    current_app.send_task("payments.reconcile_stuck_orders")  # what beat sends every minute
+
+    wait_until(lambda: Order.all_stores.get(pk=order.pk).status in ("paid", "fulfilling"), 30,
+               message="the stuck order paid")  # fmt: skip
+    [charge] = gateway.ledger(order_id=str(order.pk))
+    assert charge["amount"] == "24.00"
+    [fix] = Event.all_stores.filter(store=store, order_id=order.pk, topic="order.reconciled")
+    assert (fix.data["problem"], fix.data["action"], fix.data["handler_ran"]) == (
+        "fraud_check_missing",
+        "requeued",
+        False,
+    )
+    wait_until(
+        lambda: Alert.all_stores.filter(
+            store=store, kind="order_reconciled", subject=f"order:{order.pk}"
+        ).exists(),
+        20,
+        message="the order_reconciled alert",
+    )
+    assert stock(product) == (3, 0)
