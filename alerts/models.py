@@ -29,6 +29,8 @@ class Alert(TenantModel):
         FRAUD_REVIEW = "fraud_review"
         GATEWAY_DOWN = "gateway_down"
         DELIVERY_EXCEPTION = "delivery_exception"
+        ORDER_RECONCILED = "order_reconciled"  # the stuck-order reconciler repaired an order
+        ORDER_EXPIRED = "order_expired"  # an unpaid order expired
 
     class Severity(models.TextChoices):
         INFO = "info"

@@ -176,16 +176,14 @@ def order_left_review(event: Event) -> None:
 
 
 # Records for operators, never auto-resolved: a repair means some message or handler was lost (worth
-# a look even when the order then moved on), and an expiry is a business fact. The strings are the
-# kinds (Alert.Kind does not list them yet; raise_alert does not need it to).
-ORDER_RECONCILED, ORDER_EXPIRED = "order_reconciled", "order_expired"
+# a look even when the order then moved on), and an expiry is a business fact.
 
 
 @on_event("order.reconciled", queue="default", atomic=True)
 def order_reconciled(event: Event) -> None:
     d = event.data
     problem, action = d.get("problem") or "stuck", d.get("action") or "repaired"
-    _raise(event, kind=ORDER_RECONCILED, subject=_order_subject(event), severity=SEV.WARNING,
+    _raise(event, kind=K.ORDER_RECONCILED, subject=_order_subject(event), severity=SEV.WARNING,
            message=f"Order reconciled: {problem.replace('_', ' ')} ({action.replace('_', ' ')})",
            problem=problem, action=action, units=d.get("units"))  # fmt: skip
 
@@ -195,7 +193,7 @@ def order_expired(event: Event) -> None:
     d = event.data
     previous, reason = d.get("previous_status"), d.get("reason") or ""
     message = "Order expired" + (f" in {previous}" if previous else "") + (f": {reason}" if reason else "")
-    _raise(event, kind=ORDER_EXPIRED, subject=_order_subject(event), severity=SEV.INFO,
+    _raise(event, kind=K.ORDER_EXPIRED, subject=_order_subject(event), severity=SEV.INFO,
            message=message, previous_status=previous, reason=reason or None)  # fmt: skip
 
 

@@ -145,6 +145,22 @@ def test_an_order_whose_fraud_check_ran_is_not_requeued_even_if_still_pending(
     assert queued("payments.check_fraud") == []
 
 
+def test_reconciler_alerts_are_listed_and_filterable_in_the_api(
+    api, store, product, django_capture_on_commit_callbacks
+):
+    order = frozen(create_order(store, (product, 1)), seconds=60)
+    sweep(django_capture_on_commit_callbacks)
+    deliver_alerts(store, order)
+    r = api.get("/api/v1/alerts?kind=order_reconciled")
+    assert r.status_code == 200
+    [listed] = r.json()["results"]
+    assert (listed["kind"], listed["severity"], listed["subject"]) == (
+        "order_reconciled",
+        "warning",
+        f"order:{order.pk}",
+    )
+
+
 # ------------------------------------------------------------------- lost payment handler
 
 
