@@ -327,8 +327,15 @@ def _repair_reservations(
     for order_id in holders:
         with transaction.atomic():
             order = _lock(store, order_id)
-            if order is None or order.status in LIVE or order.updated_at >= cutoff:
-                continue  # held elsewhere, legitimately holding, or too fresh to judge
+            if order is None:
+                if not Order.all_stores.filter(store=store, pk=order_id).exists():
+                    log.warning(
+                        "store %s: units reserved for order %s, which does not exist", store.pk, order_id
+                    )
+                    counts["reservation_without_order"] += 1
+                continue  # else held by another transaction: next sweep
+            if order.status in LIVE or order.updated_at >= cutoff:
+                continue  # legitimately holding, or too fresh to judge
             if order.status in PAID_OR_LATER:
                 units = inventory_services.commit_stock(store=store, order_id=order.pk, actor=ACTOR)
                 if units:
