@@ -237,7 +237,8 @@ def shipment_moving_again(event: Event) -> None:
 # -------------------------------------------------------------------------------- webhooks
 
 
-@on_event("*", queue="default", atomic=True)
+@on_event("*", queue="default", atomic=True, when=webhooks.store_wants_event)
 def fan_out_to_webhooks(event: Event) -> None:
-    """Every event, every store: a cached lookup; deliveries only where an endpoint wants it."""
+    """Every event, every store: a cached lookup; deliveries only where an endpoint wants it.
+    The publisher asks the same question first (`when`), so an event no endpoint wants costs no task."""
     webhooks.create_deliveries(event=event)

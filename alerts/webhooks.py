@@ -148,6 +148,12 @@ def _forget_endpoints_on_commit(store: Store) -> None:
     transaction.on_commit(forget)
 
 
+def store_wants_event(event: Event) -> bool:
+    """Publish-time filter of the fan-out handler: does any active endpoint of the event's store
+    want its topic? Same cached lookup the handler uses, asked before a message is spent on it."""
+    return any(topic_matches(topics, event.topic) for _pk, topics in active_endpoint_topics(event.store_id))
+
+
 def active_endpoint_topics(store_id: int) -> list[tuple[str, list[str]]]:
     """(endpoint id, topics) of the store's active endpoints: one indexed query, cached a few seconds
     because this runs for every event of every store."""

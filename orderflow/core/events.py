@@ -94,22 +94,42 @@ class Handler:
     func: Callable[[Event], Any]
     queue: str
     atomic: bool
+    when: Callable[[Event], bool] | None = None
 
     def wants(self, topic: str) -> bool:
         return any(fnmatch.fnmatchcase(topic, pattern) for pattern in self.topics)
+
+    def wanted_for(self, event: Event) -> bool:
+        """The publish-time filter; if it cannot answer, the message goes (the handler decides)."""
+        if self.when is None:
+            return True
+        try:
+            return bool(self.when(event))
+        except Exception:
+            log.exception("publish filter of %s failed for event %s; sending it", self.name, event.pk)
+            return True
 
 
 _HANDLERS: dict[str, Handler] = {}
 
 
-def on_event(*topics: str, queue: str = "default", name: str | None = None, atomic: bool = True):
+def on_event(
+    *topics: str,
+    queue: str = "default",
+    name: str | None = None,
+    atomic: bool = True,
+    when: Callable[[Event], bool] | None = None,
+):
     """Register `func(event)` to run in a worker for every committed event matching `topics`
     (fnmatch patterns: "order.*"). `atomic` runs it in one transaction with its HandledEvent row;
-    a handler that calls the outside world should say atomic=False and be idempotent itself."""
+    a handler that calls the outside world should say atomic=False and be idempotent itself.
+    `when(event)`, if given, is asked in the publishing process before the message is sent: a
+    handler that has nothing to do for most events (the webhook fan-out of a store without
+    endpoints) then costs no Celery message and no task. It must be cheap and side-effect free."""
 
     def register(func: Callable[[Event], Any]):
         handler_name = name or f"{func.__module__}.{func.__name__}"
-        _HANDLERS[handler_name] = Handler(handler_name, tuple(topics), func, queue, atomic)
+        _HANDLERS[handler_name] = Handler(handler_name, tuple(topics), func, queue, atomic, when)
         return func
 
     return register
@@ -163,7 +183,8 @@ def publish(event: Event) -> bool:
 
     try:
         for handler in handlers_for(event.topic):
-            run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
+            if handler.wanted_for(event):
+                run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
     except Exception as exc:  # broker down: the relay will resend
         log.warning("publish of event %s (%s) failed, left for the relay: %s", event.pk, event.topic, exc)
         return False

@@ -10,7 +10,7 @@ from django.utils import timezone
 from alerts import webhooks
 from alerts.models import WebhookDelivery, WebhookEndpoint
 from alerts.tasks import deliver_webhook
-from orderflow.core.events import Event
+from orderflow.core.events import Event, registered_handlers
 from tests.alerts.support import fire, queued_tasks
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +135,19 @@ def test_an_event_fans_out_once_per_endpoint_even_if_handled_again(api, store, r
     event = fire(store, "order.created", {})
     assert webhooks.create_deliveries(event=event) == []
     assert WebhookDelivery.all_stores.count() == 1
+
+
+def test_the_publisher_skips_the_fan_out_unless_an_endpoint_of_the_store_wants_the_topic(
+    api, store, other_store, receiver, django_capture_on_commit_callbacks
+):
+    fan_out = registered_handlers()["alerts.receivers.fan_out_to_webhooks"]
+    assert fan_out.when is webhooks.store_wants_event
+    assert fan_out.wanted_for(fire(store, "order.created", {})) is False  # no endpoint: no task
+    with django_capture_on_commit_callbacks(execute=True):
+        create(api, receiver.url, ["order.*"])
+    assert fan_out.wanted_for(fire(store, "order.created", {})) is True
+    assert fan_out.wanted_for(fire(store, "payment.processed", {})) is False
+    assert fan_out.wanted_for(fire(other_store, "order.created", {})) is False
 
 
 def test_topic_patterns_match_like_fnmatch():

@@ -24,6 +24,20 @@ def _probe(event):
     RAN.append(event.pk)
 
 
+@on_event("test.filtered.*", queue="default", name="tests.filtered_probe", when=lambda e: e.data["wanted"])
+def _filtered_probe(event):
+    RAN.append(event.pk)
+
+
+def _broken_filter(event):
+    raise RuntimeError("the filter cannot answer")
+
+
+@on_event("test.unsure.*", queue="default", name="tests.unsure_probe", when=_broken_filter)
+def _unsure_probe(event):
+    RAN.append(event.pk)
+
+
 class PrivateBroker:
     """A redis-server of this test's own, that the test can stop and start again."""
 
@@ -163,3 +177,20 @@ def test_failing_handler_leaves_no_handled_mark_so_a_retry_runs_it(store, broker
         run_handler_once(event.pk, "tests.flaky")
     assert run_handler_once(event.pk, "tests.flaky") is True
     assert calls == [event.pk, event.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_handler_whose_publish_filter_says_no_costs_no_message(store, broker):
+    with transaction.atomic():
+        skipped = emit("test.filtered.a", store=store, data={"wanted": False})
+        emit("test.filtered.b", store=store, data={"wanted": True})
+    assert broker.queued("tests.filtered_probe") == 1
+    skipped.refresh_from_db()
+    assert skipped.published_at is not None, "a filtered-out handler is not a failed publish"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_filter_that_fails_lets_the_message_go(store, broker):
+    with transaction.atomic():
+        emit("test.unsure.a", store=store)
+    assert broker.queued("tests.unsure_probe") == 1
