@@ -1,4 +1,5 @@
-"""A small load generator for an exact number of orders (wrk runs for a time, not a count):
+"""A small load generator for an exact number of orders (wrk runs for a time, not a count), and
+the fallback for the ingest figures when wrk is not installed (`--duration`, `--empty`):
 asyncio, raw HTTP/1.1 keep-alive connections to 127.0.0.1 only, run as its own process.
 
     python bench/loadgen.py --port P --store S --key K --count N [--concurrency 16] [--rate R]
@@ -69,34 +70,47 @@ async def read_response(reader: asyncio.StreamReader) -> int:
 
 async def main_async(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(args.count):
-        queue.put_nowait(i)
+    issued = 0
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     errors = 0
     start = time.monotonic()
     interval = 1.0 / args.rate if args.rate else 0.0
+    stop_at = start + args.duration if args.duration else None
+
+    def next_index() -> int | None:
+        nonlocal issued
+        if (args.count and issued >= args.count) or (stop_at and time.monotonic() >= stop_at):
+            return None
+        issued += 1
+        return issued - 1
 
     async def client() -> None:
         nonlocal errors
         reader = writer = None
         while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
+            i = next_index()
+            if i is None:
                 break
             if interval:
                 due = start + i * interval
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            payload = body(args.prefix, i, rng, args.nskus)
-            head = (
-                f"POST /api/v1/orders HTTP/1.1\r\nHost: {HOST}:{args.port}\r\nX-Store-ID: {args.store}\r\n"
-                f"Authorization: Bearer {args.key}\r\nIdempotency-Key: {args.prefix}-{i}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-            ).encode()
+            if args.empty:
+                payload = b""
+                head = (
+                    f"GET /api/v1/store HTTP/1.1\r\nHost: {HOST}:{args.port}\r\nX-Store-ID: {args.store}\r\n"
+                    f"Authorization: Bearer {args.key}\r\n\r\n"
+                ).encode()
+            else:
+                payload = body(args.prefix, i, rng, args.nskus)
+                head = (
+                    f"POST /api/v1/orders HTTP/1.1\r\nHost: {HOST}:{args.port}\r\n"
+                    f"X-Store-ID: {args.store}\r\n"
+                    f"Authorization: Bearer {args.key}\r\nIdempotency-Key: {args.prefix}-{i}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+                ).encode()
             for _attempt in range(3):
                 try:
                     if writer is None:
@@ -129,7 +143,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         )
 
     return {
-        "sent": args.count,
+        "sent": issued,
         "accepted": statuses.get(202, 0),
         "statuses": statuses,
         "socket_errors": errors,
@@ -137,6 +151,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         "rate": round(statuses.get(202, 0) / elapsed, 1) if elapsed else 0,
         "p50_ms": pct(50),
         "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "ok": statuses.get(200 if args.empty else 202, 0),
     }
 
 
@@ -147,13 +163,17 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--store", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--count", type=int, default=0, help="stop after N requests (0: no limit)")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: no limit)")
+    parser.add_argument("--empty", action="store_true", help="GET /api/v1/store instead of orders")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--prefix", default="lg")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--nskus", type=int, default=200)
     args = parser.parse_args()
+    if not args.count and not args.duration:
+        parser.error("give --count or --duration")
     print(json.dumps(asyncio.run(main_async(args))), flush=True)
     return 0
 

@@ -73,16 +73,23 @@ def registry_view(stack: Stack, base: int, n: int) -> dict[str, Any]:
     from orderflow.core.events import Event, handlers_for
 
     ids = list(_orders(stack, base).values_list("pk", flat=True))
-    topics = collections.Counter(
-        Event.all_stores.filter(store_id=stack.data["store_id"], order_id__in=ids).values_list(
-            "topic", flat=True
-        )
-    )
-    per_topic = {t: {"events_per_order": round(c / n, 2), "handlers": [h.name for h in handlers_for(t)]}
-                 for t, c in sorted(topics.items())}  # fmt: skip
+    events = Event.all_stores.filter(store_id=stack.data["store_id"], order_id__in=ids)
+    topics = collections.Counter(events.values_list("topic", flat=True))
+    per_topic, messages = {}, 0.0
+    for t, c in sorted(topics.items()):
+        sample = events.filter(topic=t).select_related("store").first()
+        # a handler with a publish filter (`when`) costs a message only when it says yes
+        sent = [
+            h.name
+            for h in handlers_for(t)
+            if getattr(h, "when", None) is None or (sample is not None and h.wanted_for(sample))
+        ]
+        skipped = [h.name for h in handlers_for(t) if h.name not in sent]
+        per_topic[t] = {"events_per_order": round(c / n, 2), "handlers": sent, "filtered_out": skipped}
+        messages += c * len(sent)
     return {
         "events_per_order": round(sum(topics.values()) / n, 2),
-        "handler_messages_per_order": round(sum(c * len(handlers_for(t)) for t, c in topics.items()) / n, 2),
+        "handler_messages_per_order": round(messages / n, 2),
         "topics": per_topic,
     }
 
@@ -114,7 +121,7 @@ def wait_drained(timeout: float = 120) -> None:
     common.wait_for(lambda: queued_messages() == 0, timeout, interval=0.5, message="queues drained")
 
 
-def run_pipeline(stack: Stack, procs: int, n: int, tag: str) -> dict[str, Any]:
+def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = False) -> dict[str, Any]:
     from bench.noop import TASK_COUNTS
 
     stack.stop_worker()
@@ -125,6 +132,11 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str) -> dict[str, Any]:
     common.redis_client().delete(TASK_COUNTS)
     stack.start_worker(procs)
     t0 = time.monotonic()
+    spies = []
+    if profile:
+        from bench import profile as prof
+
+        spies = prof.record(stack.pids("worker")[1:], 15, "worker")
     done = wait_orders(stack, base, sub["accepted"], t0, timeout=max(600, n * 0.5))
     wait_drained()
     counts = task_counts()
@@ -143,6 +155,10 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str) -> dict[str, Any]:
     res["rate_shipped"] = accepted / done["to_shipped_s"] if done["to_shipped_s"] else 0.0
     res["rate_rts"] = accepted / done["to_ready_to_ship_s"] if done["to_ready_to_ship_s"] else 0.0
     res["registry"] = registry_view(stack, base, accepted)
+    if spies:
+        from bench import profile as prof
+
+        res["profile"] = prof.collect(spies, "worker", 15)
     return res
 
 
@@ -176,7 +192,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.start()
         for procs in args.procs:
             say(f"pipeline: {n} orders, worker -c {procs}")
-            p = run_pipeline(stack, procs, n, tag=f"pl{int(time.time())}")
+            p = run_pipeline(
+                stack,
+                procs,
+                n,
+                tag=f"pl{int(time.time())}",
+                profile=getattr(args, "profile", False) and procs == 1,
+            )
             k = max(1, round(p["tasks_per_order"]))
             say(
                 f"  -c {procs}: all ready_to_ship in {p['to_ready_to_ship_s']:.1f}s "
@@ -203,6 +225,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--orders", type=int, default=None, help="N (default 2000; 300 with --quick)")
     parser.add_argument("--procs", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker (15 s of the -c 1 run)")
 
 
 def main() -> int:

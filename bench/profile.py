@@ -19,7 +19,7 @@ from bench.common import RESULTS, say
 
 # label → substrings of py-spy frames ("function (path/file.py:line)")
 SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
-    ("whole request (django handler)", ("get_response (django/core/handlers/base.py",)),
+    ("whole request (sync part: middleware, view, on_commit)", ("RequestLogMiddleware.__call__ (",)),
     ("DB connect (new connection per request)", ("get_new_connection (",)),
     ("tenancy middleware (store + key lookup)", ("resolve (orderflow/core/tenancy.py",)),
     ("  of which: API key hash (HMAC)", ("hash_api_key (",)),
@@ -36,12 +36,33 @@ SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
     ("  event INSERT (emit)", ("emit (orderflow/core/events.py",)),
     ("  response bytes (order_json)", ("order_json (",)),
     ("  idempotency complete (UPDATE)", ("complete (orders/idempotency.py",)),
-    ("COMMIT", ("commit (django/db/backends/base/base.py", "__exit__ (django/db/transaction.py")),
+    ("COMMIT (waiting for the WAL flush)", ("Connection.commit (psycopg/connection.py",)),
     ("publish after commit (Celery messages)", ("publish (orderflow/core/events.py",)),
     ("  live push (channel layer)", ("push_event (",)),
     ("  card to the vault (Redis)", ("_vault_card (",)),
-    ("request log middleware", ("RequestLogMiddleware", "request_log.py")),
-    ("asgiref thread hop", ("thread_handler (asgiref/sync.py", "run (concurrent/futures/thread.py")),
+]
+
+
+WORKER_SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
+    ("inside a task (Celery's trace_task)", ("trace_task (celery/app/trace.py",)),
+    ("run_handler (event → handler, dedupe row)", ("run_handler_once (orderflow/core/events.py",)),
+    ("  webhook fan-out handler", ("fan_out_to_webhooks (",)),
+    ("  other alerts handlers", ("alerts/receivers.py",)),
+    ("fraud check", ("check_fraud (payments/services.py",)),
+    ("charge (payments)", ("attempt_charge (payments/services.py",)),
+    ("  gateway HTTP call", ("create_charge (payments/gateway.py",)),
+    (
+        "fulfillment start + autopilot steps",
+        ("start_fulfillment (fulfillment/services.py", "autopilot_advance ("),
+    ),
+    ("stock commit", ("commit_stock (inventory/services.py",)),
+    ("emit (event INSERT)", ("emit (orderflow/core/events.py",)),
+    ("publish after commit (Celery messages, push, stamp)", ("publish (orderflow/core/events.py",)),
+    ("  live push (channel layer, new loop per call)", ("push_event (",)),
+    ("COMMIT (waiting for the WAL flush)", ("Connection.commit (psycopg/connection.py",)),
+    ("waiting on PostgreSQL (any statement)", ("Connection.wait (psycopg/connection.py",)),
+    ("Redis round trips (broker, cache, layer)", ("redis/connection.py", "redis/_parsers")),
+    ("new DB connection", ("Connection.connect (psycopg/connection.py",)),
 ]
 
 
@@ -54,11 +75,11 @@ def _collapsed(path: Path) -> list[tuple[list[str], int]]:
     return rows
 
 
-def summarise(files: list[Path]) -> dict[str, Any]:
+def summarise(files: list[Path], suspects: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
     rows = [r for f in files for r in _collapsed(f)]
     total = sum(c for _, c in rows) or 1
     shares: dict[str, float] = {}
-    for label, needles in SUSPECTS:
+    for label, needles in suspects or SUSPECTS:
         hit = sum(c for frames, c in rows if any(n in fr for fr in frames for n in needles))
         shares[label] = round(100 * hit / total, 1)
     # the hottest leaf functions (self time)
@@ -109,6 +130,41 @@ def profile_web(stack, *, seconds: float = 10, concurrency: int = 32) -> dict[st
     for label, pct in summary["shares_pct"].items():
         say(f"    {pct:5.1f}%  {label}")
     say("    hottest leaves: " + "; ".join(f"{p}% {f[:70]}" for f, p in summary["top_self_pct"][:6]))
+    for f in files:
+        f.unlink(missing_ok=True)
+    return summary
+
+
+def record(pids: list[int], seconds: float, tag: str) -> list[subprocess.Popen]:
+    """Start py-spy on each pid (non-blocking sampling); returns the processes to wait for."""
+    pyspy = shutil.which("py-spy") or str(Path(__import__("sys").executable).parent / "py-spy")
+    if not Path(pyspy).exists():
+        return []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for pid in pids:
+        out = RESULTS / f"profile-{tag}-{pid}.txt"
+        out.unlink(missing_ok=True)
+        spies.append(
+            subprocess.Popen(
+                [pyspy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                 "--format", "raw", "--nonblocking", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    return spies
+
+
+def collect(spies: list[subprocess.Popen], tag: str, seconds: float) -> dict[str, Any]:
+    for s in spies:
+        s.wait(seconds + 30)
+    files = sorted(RESULTS.glob(f"profile-{tag}-*.txt"))
+    if not files:
+        return {}
+    summary = summarise(files, WORKER_SUSPECTS)
+    say(f"  worker profile ({summary['samples']} samples, inclusive share):")
+    for label, pct in summary["shares_pct"].items():
+        say(f"    {pct:5.1f}%  {label}")
     for f in files:
         f.unlink(missing_ok=True)
     return summary

@@ -132,8 +132,21 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
                   f"Registry: {first['registry']['events_per_order']} events per order, "
                   f"{first['registry']['handler_messages_per_order']} handler messages per order:", ""]  # fmt: skip
         for t, v in first["registry"]["topics"].items():
-            lines.append(f"- `{t}` ×{v['events_per_order']}: {', '.join(v['handlers'])}")
+            skipped = v.get("filtered_out") or []
+            note = f" (filtered out at publish: {', '.join(skipped)})" if skipped else ""
+            lines.append(f"- `{t}` ×{v['events_per_order']}: {', '.join(v['handlers']) or '—'}{note}")
         lines.append("")
+        prof = next(
+            (r["pipeline"].get("profile") for r in pl["by_procs"].values() if r["pipeline"].get("profile")),
+            None,
+        )
+        if prof:
+            lines += [
+                f"py-spy on the worker (-c 1) during the pipeline ({prof['samples']} samples; inclusive share):",
+                "",
+            ]
+            lines += [f"- {pct}% {label.strip()}" for label, pct in prof["shares_pct"].items()]
+            lines.append("")
     elif pl:
         lines += ["## Pipeline", "", f"failed: {pl}", ""]
     for key, title in (("live_push", "Live push (settings as committed)"),
@@ -251,7 +264,11 @@ def main() -> int:
     )
     parser.add_argument("--only", nargs="*", choices=ALL, default=None)
     parser.add_argument("--skip", nargs="*", choices=ALL, default=[])
-    parser.add_argument("--profile", action="store_true", help="py-spy the web workers during ingest")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the web workers during ingest and the worker during the pipeline",
+    )
     parser.add_argument("--compare-web-workers", action="store_true", help="measure gunicorn -w 2 vs 3 once")
     parser.add_argument("--orders", type=int, default=None, help="pipeline N (default 2000)")
     parser.add_argument("--soak-orders", type=int, default=None, help="soak N (default 20000)")
@@ -281,7 +298,9 @@ def main() -> int:
                 results[name] = ingest.run(ns)
             elif name == "pipeline":
                 results[name] = pipeline.run(
-                    argparse.Namespace(quick=args.quick, orders=args.orders, procs=[1, 2])
+                    argparse.Namespace(
+                        quick=args.quick, orders=args.orders, procs=[1, 2], profile=args.profile
+                    )
                 )
             elif name == "live_push":
                 ns = argparse.Namespace(quick=args.quick, clients=200, rate=args.live_rate, seconds=None)
