@@ -408,18 +408,39 @@ def settled(store, *, autopilot: bool = False) -> bool:
     return set(order_states(store)) <= FINAL | resting
 
 
-def wait_settled(store, timeout: float, *, autopilot: bool = False, relay: bool = True) -> None:
-    """Wait for the pipeline to bring every order to rest; the relay runs meanwhile as beat would."""
+def wait_settled(
+    store, timeout: float, *, autopilot: bool = False, relay: bool = True, stall: float = 45
+) -> None:
+    """Wait for the pipeline to bring every order to rest; the relay runs meanwhile as beat would.
 
-    def done() -> bool:
+    Fails early when nothing moved for `stall` seconds (longer than the broker's visibility
+    timeout plus kombu's 10 s restore cycle: a lost message will not come back by waiting), naming
+    the orders that stopped."""
+    from orders.models import Order
+
+    resting = FINAL | ({"shipped", "delivered"} if autopilot else PAID_OR_LATER)
+    deadline = time.monotonic() + timeout
+    last_change, last_seen = time.monotonic(), None
+    while True:
         if relay:
             relay_all()
-        return settled(store, autopilot=autopilot)
-
-    try:
-        wait_until(done, timeout, every=0.5, message="every order settled")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; states: {dict(order_states(store))}") from None
+        moving = list(
+            Order.all_stores.filter(store=store)
+            .exclude(status__in=resting)
+            .values_list("id", "status", "payment_status", "updated_at")
+        )
+        if not moving:
+            return
+        now = time.monotonic()
+        if moving != last_seen:
+            last_seen, last_change = moving, now
+        if now - last_change > stall or now > deadline:
+            why = "nothing moved for" if now - last_change > stall else "still moving after"
+            raise AssertionError(
+                f"{why} {round(now - last_change if now - last_change > stall else timeout)}s: "
+                f"{len(moving)} orders not at rest (states {dict(order_states(store))}), e.g. {moving[:5]}"
+            )
+        time.sleep(0.5)
 
 
 def assert_invariants(store, gateway, *, autopilot: bool = False, quiet_timeout: float = 60) -> dict:
