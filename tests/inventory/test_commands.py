@@ -100,3 +100,16 @@ def test_db_init_keeps_an_edited_schedule():
     task.save()
     run("db_init", "--skip-migrate")
     assert PeriodicTask.objects.get(task="inventory.check_inventory").enabled is False
+
+
+def test_db_init_restores_every_beat_job_of_the_flow():
+    tasks = [
+        "core.relay_outbox",
+        "inventory.check_inventory",
+        "orders.purge_idempotency_keys",
+        "payments.reconcile_stuck_orders",
+        "alerts.resend_stale_deliveries",
+    ]
+    PeriodicTask.objects.filter(task__in=tasks).delete()
+    run("db_init", "--skip-migrate")
+    assert sorted(PeriodicTask.objects.filter(task__in=tasks).values_list("task", flat=True)) == sorted(tasks)

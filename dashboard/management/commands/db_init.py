@@ -16,9 +16,13 @@ from orderflow.core.schedules import ensure_periodic_task
 
 # (name, task, every seconds): the schedules the platform cannot run without. Their data
 # migrations create them; this puts one back if it was deleted (a disabled one stays disabled).
+# Every beat job the flow relies on (the migrations create them; db_init puts back a deleted one).
 REQUIRED_SCHEDULES = [
     ("outbox relay", "core.relay_outbox", 2),
     ("inventory: low-stock watchdog", "inventory.check_inventory", 60),
+    ("orders: purge idempotency keys", "orders.purge_idempotency_keys", 3600),
+    ("payments: reconcile stuck orders", "payments.reconcile_stuck_orders", 60),
+    ("webhooks: resend stale deliveries", "alerts.resend_stale_deliveries", 60),
 ]
 
 
