@@ -344,9 +344,18 @@ class OrderListCreateView(generics.ListAPIView):
         responses={202: OrderOut, 400: ERROR, 409: ERROR, 422: ERROR},
     )
     def post(self, request, *args, **kwargs):
-        key = idempotency.parse_key(request.headers.get("Idempotency-Key"))
+        key = idempotency.parse_key(_idempotency_key(request))
         data = request.data
         return submit(request, data, key, idempotency.fingerprint(data))
+
+
+def _idempotency_key(request) -> str | None:
+    """The Idempotency-Key header. A signed-in operator in the browsable API, whose form cannot
+    set headers, may give it as `?idempotency_key=` instead; API clients must send the header."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None and request.auth is None and request.user.is_authenticated:
+        return request.query_params.get("idempotency_key")
+    return header
 
 
 class OrderDetailView(APIView):

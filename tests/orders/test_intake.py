@@ -139,3 +139,27 @@ def test_concurrent_first_orders_of_a_new_store_get_distinct_numbers(store):
     assert [r.status_code for r in results] == [202] * n
     numbers = sorted(Order.all_stores.filter(store=store).values_list("number", flat=True))
     assert len(set(numbers)) == n
+
+
+@pytest.mark.django_db
+def test_operator_in_the_browsable_api_may_give_the_key_as_a_query_parameter(client, store, products):
+    """The browsable API's form cannot set headers; a signed-in member may pass ?idempotency_key=."""
+    import json
+
+    from tests.factories import make_user
+
+    client.force_login(make_user(store=store))
+    sku = make_product(store, "BROWSER-1", stock=5).sku
+    body = json.dumps(order_body((sku, 1)))
+    url = "/api/v1/orders?idempotency_key=browser-1"
+    first = client.post(url, body, content_type="application/json", HTTP_X_STORE_ID=store.slug)
+    assert first.status_code == 202
+    again = client.post(url, body, content_type="application/json", HTTP_X_STORE_ID=store.slug)
+    assert again["Idempotent-Replayed"] == "true" and Order.all_stores.count() == 1
+
+
+@pytest.mark.django_db
+def test_api_key_clients_must_send_the_header_not_a_query_parameter(api, products):
+    r = api.post("/api/v1/orders?idempotency_key=k-1", order_body(("MUG", 1)), format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "idempotency_key_required"
+    assert Order.all_stores.count() == 0
