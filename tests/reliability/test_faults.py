@@ -221,7 +221,7 @@ def test_gateway_outage_of_15s_and_30_percent_failures_orders_end_paid_or_failed
     )
     alerts = Alert.all_stores.filter(store=shop.store, kind="gateway_down")
     assert alerts.filter(status="resolved").exists() and not alerts.exclude(status="resolved").exists()
-    assert str(alerts.order_by("created_at").first().pk) == str(alert_id)
+    assert str(alerts.order_by("first_seen_at").first().pk) == str(alert_id)
     down = Event.all_stores.filter(store=shop.store, topic="gateway.down").count()
     up = Event.all_stores.filter(store=shop.store, topic="gateway.up").count()
     assert down >= 1 and up >= 1
