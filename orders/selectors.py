@@ -4,7 +4,7 @@ token) and never returns another store's rows."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -38,8 +38,12 @@ def _parse_when(name: str, raw: str) -> datetime:
     if value is None:
         raise ValidationFailed(fields={name: ["Use an ISO 8601 datetime, like 2025-01-31T12:00:00Z."]})
     if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.UTC)
-    return value
+        value = timezone.make_aware(value, UTC)
+    try:
+        # Normalised to UTC: PostgreSQL refuses offsets Python accepts (beyond ±15:59).
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValidationFailed(fields={name: ["That datetime is out of range."]})
 
 
 def order_list(

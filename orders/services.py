@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from inventory.models import Product
 from inventory.selectors import products_for_skus
 from inventory.services import release_stock, reserve_stock, return_stock
 from orderflow.core import vault
-from orderflow.core.errors import InvalidTransition, ValidationFailed
+from orderflow.core.errors import InvalidTransition, ServiceUnavailable, ValidationFailed
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
@@ -268,10 +267,11 @@ def _place_order_once(
             actor=actor,
         )
         # The card travels to the payment worker through the short-lived vault, never the DB, the
-        # event or the Celery message; written only once the order exists for good (before the
-        # event is published, so the payment step always finds it).
+        # event or the Celery message. It is written before COMMIT: if the vault (Redis) is down,
+        # the order could never be paid, so the whole request is refused with 503 and nothing is
+        # kept — better than accepting an order we would then fail ourselves.
         card = {k: payment[k] for k in ("card_number", "exp_month", "exp_year", "cvc") if k in payment}
-        transaction.on_commit(partial(_vault_card, store.pk, order.pk, card), robust=True)
+        _vault_card(store.pk, order.pk, card)
         emit(
             "order.created",
             store=store,
@@ -299,8 +299,18 @@ def _place_order_once(
     return order
 
 
+class VaultUnavailable(ServiceUnavailable):
+    code, message = (
+        "vault_unavailable",
+        "The card vault is unavailable, so the order was not taken. Retry shortly.",
+    )
+
+
 def _vault_card(store_id: int, order_id: Any, card: dict[str, Any]) -> None:
-    vault.tokenize(store_id, order_id, card)
+    try:
+        vault.tokenize(store_id, order_id, card)
+    except Exception as exc:  # Redis down or unreachable: refuse the whole order (rolls back)
+        raise VaultUnavailable() from exc
 
 
 def order_location(order: Order) -> str:

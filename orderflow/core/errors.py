@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import utils as db
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -146,6 +147,18 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         body = error_body(exc.code, exc.message, exc.fields, **exc.extra)
         return Response(body, status=exc.status)
+    if isinstance(exc, db.DataError):
+        # A value the database refuses (a NUL byte, an out-of-range number): the input is bad,
+        # and the transaction has rolled back, so nothing was written.
+        return Response(error_body("invalid_value", "A value in the request cannot be stored."), status=400)
+    if isinstance(exc, (db.OperationalError, db.InterfaceError)):
+        return Response(
+            error_body(
+                "service_unavailable", "The database is unavailable; nothing was changed. Retry shortly."
+            ),
+            status=503,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("payload_too_large", _too_big_message()), status=413)
     if isinstance(exc, Http404):
