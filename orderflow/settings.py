@@ -184,6 +184,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery's Django fix-up closes the database connection before and after every task unless this is
+# set, so every task dialled PostgreSQL anew (a new backend process each time). Reuse it: the
+# fix-up then closes it only every 2 × this many tasks, and orderflow/celery.py checks it before
+# each task the way Django does per request (CONN_MAX_AGE, CONN_HEALTH_CHECKS, broken connections).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 # --- outbox -------------------------------------------------------------------------------------
 # Events older than this and still unpublished are the relay's to send.
