@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = args.runs or (1 if args.quick else 3)
     warmup = 2 if args.quick else 5
     concurrencies = args.concurrency or CONCURRENCY
-    stack = Stack(web_workers=args.web_workers, beat=False, daphne=False, workers_running=False)
+    extra = {"web_workers": args.web_workers} if args.web_workers else {}
+    stack = Stack(beat=False, daphne=False, workers_running=False, **extra)
     result: dict[str, Any] = {"seconds": seconds, "runs": runs, "concurrency": {}}
     try:
         stack.start()
@@ -175,7 +176,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--concurrency", type=int, nargs="*", default=None)
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=None, help="gunicorn -w (default 2)")
     parser.add_argument("--compare-web-workers", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy the web workers under load")
 

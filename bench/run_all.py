@@ -293,9 +293,12 @@ def main() -> int:
         say(f"=== {name}")
         try:
             if name == "ingest":
-                ns = argparse.Namespace(quick=args.quick, seconds=None, runs=None, concurrency=None, web_workers=2,
+                ns = argparse.Namespace(quick=args.quick, seconds=None, runs=None, concurrency=None, web_workers=None,
                                         compare_web_workers=args.compare_web_workers, profile=args.profile)  # fmt: skip
                 results[name] = ingest.run(ns)
+                best = results[name].get("web_workers_compare", {}).get("best")
+                if best:  # every later stack runs the gunicorn worker count that did best
+                    __import__("os").environ["BENCH_WEB_WORKERS"] = str(best)
             elif name == "pipeline":
                 results[name] = pipeline.run(
                     argparse.Namespace(

@@ -91,9 +91,14 @@ class Proc:
             return ""
 
 
+def default_web_workers() -> int:
+    """gunicorn -w: 2 for 2 cores (README); run_all.py sets BENCH_WEB_WORKERS to the measured best."""
+    return int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+
+
 @dataclass
 class Stack:
-    web_workers: int = 2
+    web_workers: int = field(default_factory=default_web_workers)
     worker_procs: int = 2
     beat: bool = True
     daphne: bool = True
@@ -118,8 +123,14 @@ class Stack:
         # Under an ASGI server every request's sync code runs in a fresh thread, and a persistent
         # connection (CONN_MAX_AGE=60, the default) is never reused nor closed: 100 requests
         # exhaust PostgreSQL's max_connections. Django's advice for ASGI: no persistent
-        # connections (or its psycopg pool). The workers are plain processes and keep theirs.
-        self.web_env = {**self.env, "DB_CONN_MAX_AGE": self.extra_env.get("DB_CONN_MAX_AGE", "0")}
+        # connections, a pool instead (settings.py: DB_POOL_MAX_SIZE, psycopg_pool). Without the
+        # pool (DB_POOL_MAX_SIZE=0) every request dials PostgreSQL and 128 connections meet
+        # "too many clients". The workers are plain processes and keep persistent connections.
+        self.web_env = {
+            **self.env,
+            "DB_CONN_MAX_AGE": self.extra_env.get("DB_CONN_MAX_AGE", "0"),
+            "DB_POOL_MAX_SIZE": self.extra_env.get("DB_POOL_MAX_SIZE", "10"),
+        }
 
     # ------------------------------------------------------------------------ lifecycle
 
