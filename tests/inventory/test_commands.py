@@ -109,6 +109,7 @@ def test_db_init_restores_every_beat_job_of_the_flow():
         "orders.purge_idempotency_keys",
         "payments.reconcile_stuck_orders",
         "alerts.resend_stale_deliveries",
+        "fulfillment.resume_stalled",
     ]
     PeriodicTask.objects.filter(task__in=tasks).delete()
     run("db_init", "--skip-migrate")

@@ -23,6 +23,7 @@ REQUIRED_SCHEDULES = [
     ("orders: purge idempotency keys", "orders.purge_idempotency_keys", 3600),
     ("payments: reconcile stuck orders", "payments.reconcile_stuck_orders", 60),
     ("webhooks: resend stale deliveries", "alerts.resend_stale_deliveries", 60),
+    ("fulfillment: resume stalled autopilot and carrier", "fulfillment.resume_stalled", 30),
 ]
 
 
