@@ -139,6 +139,16 @@ def record_failure(store_id: int) -> FailureResult:
         return FailureResult(False, False, 0)
 
 
+def probe_failed() -> None:
+    """The beat probe found the gateway still down: open for another cool-down."""
+    try:
+        r = client()
+        r.set(K_OPEN_UNTIL, time.time() + _cooldown())
+        r.delete(K_PROBE)
+    except redis.RedisError as exc:
+        log.warning("breaker state unavailable on probe failure: %s", exc)
+
+
 def note_store(store_id: int) -> bool:
     """Remember that this store met the open breaker; True the first time (tell it)."""
     try:

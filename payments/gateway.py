@@ -201,3 +201,16 @@ def create_refund(*, charge_id: str, amount: Decimal, idempotency_key: str) -> R
     """POST /v1/refunds with its own idempotency key: a retried refund never refunds twice."""
     body, call = _post("/v1/refunds", {"charge": charge_id, "amount": f"{amount:.2f}"}, idempotency_key)
     return Refund(id=str(body.get("id", "")), amount=Decimal(str(body.get("amount", amount))), call=call)
+
+
+def is_answering() -> bool:
+    """Does the gateway's API answer at all? A lookup of a charge that does not exist must come
+    back as a coherent 4xx; a 5xx, a timeout or a refused connection means it is still down.
+    Charges nothing, so the breaker can probe with it when no payment is waiting to."""
+    try:
+        response = session().get(
+            settings.GATEWAY_URL.rstrip("/") + "/v1/charges/ch_breaker_probe", timeout=_timeouts()
+        )
+    except requests.RequestException:
+        return False
+    return response.status_code < 500

@@ -519,6 +519,24 @@ def _gateway_failed(store: Store, exc: gateway.GatewayError) -> None:
         _emit_gateway_down(store, error=exc.code, failures=result.failures)
 
 
+def probe_gateway() -> str:
+    """Beat: while the breaker is open and its cool-down is over, ask the gateway whether it is
+    back, even when no payment is waiting to try. Without this, a breaker opened by the last
+    failures of a burst would stay open, and its `gateway_down` alert with it, until the next
+    order came along. Returns the breaker's state after the probe."""
+    if breaker.state()["state"] == "closed":
+        return "closed"
+    permit = breaker.before_call()
+    if not permit.allowed:
+        return "open"
+    if not gateway.is_answering():
+        breaker.probe_failed()
+        return "open"
+    with transaction.atomic():
+        _gateway_alive()
+    return "closed"
+
+
 def _gateway_alive() -> None:
     for store_id in breaker.record_success():
         store = Store.objects.filter(pk=store_id).first()

@@ -52,6 +52,12 @@ def refund_payment(self, payment_id: str, store_id: int, attempt: int = 1) -> st
     return step.outcome
 
 
+@shared_task(name="payments.probe_gateway", acks_late=True, ignore_result=True)
+def probe_gateway() -> str:
+    """Beat, every few seconds: close an open breaker once the gateway answers again."""
+    return services.probe_gateway()
+
+
 @shared_task(name="payments.reconcile_payments", acks_late=True, ignore_result=True)
 def reconcile_payments() -> dict[str, int]:
     """Beat, every minute: re-drive payments and refunds whose task message was lost."""

@@ -110,6 +110,7 @@ def test_db_init_restores_every_beat_job_of_the_flow():
         "payments.reconcile_stuck_orders",
         "alerts.resend_stale_deliveries",
         "fulfillment.resume_stalled",
+        "payments.probe_gateway",
     ]
     PeriodicTask.objects.filter(task__in=tasks).delete()
     run("db_init", "--skip-migrate")

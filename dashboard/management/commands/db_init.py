@@ -24,6 +24,7 @@ REQUIRED_SCHEDULES = [
     ("payments: reconcile stuck orders", "payments.reconcile_stuck_orders", 60),
     ("webhooks: resend stale deliveries", "alerts.resend_stale_deliveries", 60),
     ("fulfillment: resume stalled autopilot and carrier", "fulfillment.resume_stalled", 30),
+    ("payments: probe the gateway while the breaker is open", "payments.probe_gateway", 5),
 ]
 
 
