@@ -411,19 +411,29 @@ def settled(store, *, autopilot: bool = False) -> bool:
 def wait_settled(
     store, timeout: float, *, autopilot: bool = False, relay: bool = True, stall: float = 45
 ) -> None:
-    """Wait for the pipeline to bring every order to rest; the relay runs meanwhile as beat would.
+    """Wait for the pipeline to bring every order to rest; the relay and the stuck-order
+    reconciler run meanwhile, as beat would.
 
     Fails early when nothing moved for `stall` seconds (longer than the broker's visibility
     timeout plus kombu's 10 s restore cycle: a lost message will not come back by waiting), naming
     the orders that stopped."""
+    from fulfillment.tasks import resume_stalled
     from orders.models import Order
+    from payments.reconciler import reconcile_stuck_orders
 
     resting = FINAL | ({"shipped", "delivered"} if autopilot else PAID_OR_LATER)
     deadline = time.monotonic() + timeout
     last_change, last_seen = time.monotonic(), None
+    last_sweep = time.monotonic()
     while True:
         if relay:
             relay_all()
+        if time.monotonic() - last_sweep > 5:
+            # What beat's stuck-order reconciler does: a message lost to a SIGKILL between the
+            # broker's pop and its unacked bookkeeping (celery#7950) is re-driven from here.
+            reconcile_stuck_orders()
+            resume_stalled.apply()  # the fulfillment watchdog restarts broken autopilot chains
+            last_sweep = time.monotonic()
         moving = list(
             Order.all_stores.filter(store=store)
             .exclude(status__in=resting)
