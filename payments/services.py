@@ -641,9 +641,11 @@ def _refund_failed(payment: Payment, exc: Exception, attempt: int) -> None:
 
 def stuck_after_seconds() -> float:
     """Longer than any legitimate quiet spell of a live payment: the longest retry countdown, a
-    full gateway call and a breaker cool-down, with room to spare."""
+    full gateway call and a breaker cool-down, with room to spare — and never shorter than the
+    reconciler's RECONCILE_STUCK_AFTER_SECONDS (5 min by default). Re-driving early costs only a
+    duplicate task: the charge's idempotency key makes a second charge impossible."""
     return max(
-        120.0,
+        float(settings.RECONCILE_STUCK_AFTER_SECONDS),
         2 * settings.PAYMENT_RETRY_BACKOFF_MAX
         + settings.GATEWAY_CONNECT_TIMEOUT
         + settings.GATEWAY_READ_TIMEOUT

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db import utils as db
 from django.utils import timezone
 from rest_framework import authentication, permissions, throttling
 
@@ -282,6 +283,12 @@ class TenantMiddleware:
             return self.get_response(request)
         try:
             store, principal = self.resolve(request)
+        except (db.OperationalError, db.InterfaceError):
+            # The first query of every API request is here: a dropped or refused database
+            # connection is a dependency down (503), not a bug of ours (500).
+            resp = error_response("service_unavailable", "The database is unavailable; retry shortly.", 503)
+            resp["Retry-After"] = "1"
+            return resp
         except (StoreRequired, StoreNotFound, Forbidden, NotAuthenticated) as exc:
             headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status == 401 else {}
             resp = error_response(exc.code, exc.message, exc.status)

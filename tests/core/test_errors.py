@@ -96,3 +96,23 @@ def test_nested_list_errors_are_reported_as_json_paths():
         "customer.email": ["invalid"],
     }
     assert flatten_fields({"items": [{}, {"quantity": ["bad"]}]}) == {"items[1].quantity": ["bad"]}
+
+
+def test_database_down_during_authentication_is_503_not_500(store, settings):
+    """The tenancy middleware's key lookup is the first query of a request: a database that
+    refuses connections is a dependency down."""
+    from django.db import connection
+
+    from tests.conftest import StoreClient
+    from tests.factories import make_key
+
+    raw = make_key(store)
+    saved = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = "1"
+    try:
+        r = StoreClient(store, raw).get("/api/v1/store")
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = saved
+    assert r.status_code == 503 and _is_error(r.json(), "service_unavailable")
