@@ -45,6 +45,8 @@ from tests.conftest import ROOT, WorkerProcess, free_port, wait_until
 from tests.factories import make_key, make_store
 
 VENV_BIN = Path(sys.executable).parent
+# The suite's workers: unacked messages of a killed worker come back after this many seconds.
+VISIBILITY_TIMEOUT = 10
 QUEUES = ("default", "orders", "payments", "fulfillment")
 WEB_APP_NAME = "ofrel_web"  # PostgreSQL application_name of the web server's connections
 
@@ -277,7 +279,7 @@ def stack(django_db_setup, gateway_url, private_redis):
         "CELERY_BROKER_URL": private_redis.url,
         "GATEWAY_URL": gateway_url,
         # unacked messages of a SIGKILLed worker come back after 10 s (every countdown is ≤ 2 s here)
-        "CELERY_VISIBILITY_TIMEOUT": "10",
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "LOG_LEVEL": "INFO",  # the worker fixture waits for its "ready." line
         "PYTHONUNBUFFERED": "1",
     }
