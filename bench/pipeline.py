@@ -132,11 +132,17 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = Fal
     common.redis_client().delete(TASK_COUNTS)
     stack.start_worker(procs)
     t0 = time.monotonic()
-    spies = []
-    if profile:
+    spies: list = []
+    if profile:  # 15 s from the middle of the run, not the first burst of order.created handlers
+        import threading
+
         from bench import profile as prof
 
-        spies = prof.record(stack.pids("worker")[1:], 15, "worker")
+        delay = min(120.0, n / 8)
+        timer = threading.Timer(
+            delay, lambda: spies.extend(prof.record(stack.pids("worker")[1:], 15, "worker"))
+        )
+        timer.start()
     done = wait_orders(stack, base, sub["accepted"], t0, timeout=max(600, n * 0.5))
     wait_drained()
     counts = task_counts()
@@ -155,10 +161,12 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = Fal
     res["rate_shipped"] = accepted / done["to_shipped_s"] if done["to_shipped_s"] else 0.0
     res["rate_rts"] = accepted / done["to_ready_to_ship_s"] if done["to_ready_to_ship_s"] else 0.0
     res["registry"] = registry_view(stack, base, accepted)
-    if spies:
+    if profile:
         from bench import profile as prof
 
-        res["profile"] = prof.collect(spies, "worker", 15)
+        timer.join()
+        if spies:
+            res["profile"] = prof.collect(spies, "worker", 15)
     return res
 
 
