@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
@@ -33,32 +33,45 @@ def group_name(store_id: int) -> str:
     return f"store.{store_id}"
 
 
-_loop_thread: ThreadPoolExecutor | None = None
+class _PushLoop:
+    """One event loop per process, on a daemon thread, that every push runs on.
+
+    `async_to_sync` from a plain thread makes a new event loop per call, and channels-redis keeps
+    its Redis connections per loop: every push paid for a loop, a thread hop and a fresh Redis
+    connection (and a worker's memory grew with them). One long-lived loop keeps one pool.
+    Created lazily and per PID, so a prefork worker child gets its own after the fork."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="dashboard-push", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coro, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result(timeout=timeout)
 
 
-def _group_send(layer, group: str, payload: dict[str, Any]) -> None:
-    async_to_sync(layer.group_send)(group, payload)
+_push_loop = _PushLoop()
 
 
 def send(store_id: int, message: dict[str, Any]) -> bool:
     """Push one JSON message to every socket watching the store. False (logged) if it failed.
 
-    Publishers are sync code (a view's on_commit, a Celery task). Should one ever run in a thread
-    that also runs an event loop (async_to_sync refuses that), the send hops to a helper thread."""
-    global _loop_thread
+    Publishers are sync code (a view's on_commit, a Celery task), possibly in a thread that runs
+    an event loop of its own; the send always runs on the process's push loop."""
     try:
         layer = get_channel_layer()
         if layer is None:
             return False
         payload = {"type": "push", "message": message}
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            _group_send(layer, group_name(store_id), payload)
-        else:
-            if _loop_thread is None:
-                _loop_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-push")
-            _loop_thread.submit(_group_send, layer, group_name(store_id), payload).result(timeout=5)
+        _push_loop.run(layer.group_send(group_name(store_id), payload), timeout=5)
         return True
     except Exception:
         log.exception("live push to store %s failed", store_id)
