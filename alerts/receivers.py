@@ -164,8 +164,14 @@ def order_fraud_review(event: Event) -> None:
            message=message, score=score, reason=d.get("reason") or None, rules=d.get("rules"))  # fmt: skip
 
 
+def _review_may_have_happened(event: Event) -> bool:
+    """Publish-time filter: an order approved straight from `pending` was never in review, so it
+    has no fraud_review alert to resolve — no message for most orders."""
+    return not (event.topic == "order.payment_processing" and event.data.get("from") == "pending")
+
+
 @on_event("order.payment_processing", "order.rejected", "order.cancelled", "order.expired",
-          queue="default", atomic=True)  # fmt: skip
+          queue="default", atomic=True, when=_review_may_have_happened)  # fmt: skip
 def order_left_review(event: Event) -> None:
     """Approved, rejected, cancelled or expired: the review is over. A cancelled order also stops
     retrying its payment."""

@@ -40,7 +40,11 @@ def cancel_fulfillment(event: Event) -> None:
         log.error("fulfillment of cancelled order %s not cancelled: %s", event.order_id, exc.message)
 
 
-@on_event("shipment.label_created", queue="fulfillment", atomic=False)
+def _simulator_on(event: Event) -> bool:
+    return bool(settings.CARRIER_SIMULATOR)
+
+
+@on_event("shipment.label_created", queue="fulfillment", atomic=False, when=_simulator_on)
 def start_carrier_simulator(event: Event) -> None:
     """In demo mode the simulated carrier picks up every new parcel."""
     if settings.CARRIER_SIMULATOR and event.subject_id:

@@ -30,7 +30,14 @@ def refund_on_order_closed(event: Event) -> None:
         tasks.refund_payment.delay(str(payment.pk), event.store_id)
 
 
-@on_event("payment.processed", queue="payments", atomic=False)
+def _order_gone(event: Event) -> bool:
+    """Publish-time filter: only a charge that landed after its order was cancelled or expired
+    needs a refund from here (a cancel that comes later is refunded by `refund_on_order_closed`),
+    so one indexed read spares every other paid order a task."""
+    return selectors.order_is_gone(event.store_id, event.order_id)
+
+
+@on_event("payment.processed", queue="payments", atomic=False, when=_order_gone)
 def refund_if_order_gone(event: Event) -> None:
     """The charge landed after the order was cancelled (or expired): refund it."""
     payment = selectors.payment_for_order(event.store, event.order_id)

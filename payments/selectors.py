@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import QuerySet
 
 from orderflow.core.tenancy import Store
+from orders.models import Order
 
 from .models import Payment, PaymentAttempt
 
@@ -23,3 +25,10 @@ def payments(store: Store) -> QuerySet[Payment]:
 
 def attempts(store: Store, payment: Payment) -> QuerySet[PaymentAttempt]:
     return PaymentAttempt.all_stores.for_store(store).filter(payment=payment).order_by("number")
+
+
+def order_is_gone(store_id: int, order_id: Any) -> bool:
+    """Was the order cancelled or expired? (one indexed read, for a publish-time filter)"""
+    return Order.all_stores.filter(
+        store_id=store_id, pk=order_id, status__in=("cancelled", "expired")
+    ).exists()
