@@ -184,6 +184,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# No remote control (celery inspect/control): its broadcast mailbox is a Redis pub/sub channel,
+# and with kombu 5.7 + redis-py 8 a Redis restart crashes the worker in that pub/sub reconnect
+# ("Unrecoverable error: 'NoneType' object has no attribute 'hostname'"), found by the
+# reliability suite. Without it the worker reconnects to its queues and carries on.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # Celery's Django fix-up closes the database connection before and after every task unless this is
 # set, so every task dialled PostgreSQL anew (a new backend process each time). Reuse it: the
 # fix-up then closes it only every 2 × this many tasks, and orderflow/celery.py checks it before
