@@ -179,9 +179,7 @@ class _StepView(generics.GenericAPIView):
     """One warehouse step: validate the body, call the service, answer with the fulfillment."""
 
     serializer_class = FulfillmentNoBodySerializer
-
-    def perform(self, request, fulfillment: Fulfillment, data: dict) -> None:  # pragma: no cover
-        raise NotImplementedError
+    # Each step view defines `perform(self, request, fulfillment, data)`: the service call.
 
     def post(self, request, pk: int):
         fulfillment = selectors.get_fulfillment(request.store, pk)

@@ -527,22 +527,7 @@ def restock(*, store: Store, sku: str, quantity: int, note: str = "", actor: str
     with transaction.atomic():
         product = _product_or_404(store, sku)
         level = _locked_levels(store, [product.pk])[0]
-        StockLevel.all_stores.filter(pk=level.pk).update(
-            on_hand=F("on_hand") + quantity, updated_at=timezone.now()
-        )
-        level.on_hand += quantity
-        StockMovement.all_stores.create(
-            store=store,
-            product=product,
-            kind=Kind.RESTOCK,
-            quantity=quantity,
-            on_hand_delta=quantity,
-            actor=actor,
-            note=(note or "")[:500],
-        )
-        _emit_updated(store, [level], reason="restock", actor=actor)
-        _sync_threshold_state(level, sku, store=store, actor=actor)
-    return level
+        return _move_on_hand(store, product, level, quantity, Kind.RESTOCK, note=note, actor=actor)
 
 
 def adjust(*, store: Store, sku: str, delta: int, reason: str, actor: str) -> StockLevel:
@@ -558,21 +543,27 @@ def adjust(*, store: Store, sku: str, delta: int, reason: str, actor: str) -> St
                 code="below_reserved",
                 extra={"on_hand": level.on_hand, "reserved": level.reserved},
             )
-        StockLevel.all_stores.filter(pk=level.pk).update(
-            on_hand=F("on_hand") + delta, updated_at=timezone.now()
-        )
-        level.on_hand += delta
-        StockMovement.all_stores.create(
-            store=store,
-            product=product,
-            kind=Kind.ADJUST,
-            quantity=delta,
-            on_hand_delta=delta,
-            actor=actor,
-            note=(reason or "")[:500],
-        )
-        _emit_updated(store, [level], reason="adjust", actor=actor)
-        _sync_threshold_state(level, sku, store=store, actor=actor)
+        return _move_on_hand(store, product, level, delta, Kind.ADJUST, note=reason, actor=actor)
+
+
+def _move_on_hand(
+    store: Store, product: Product, level: StockLevel, delta: int, kind: str, *, note: str, actor: str
+) -> StockLevel:
+    """Restock and adjust alike: on_hand moves by `delta` with its ledger row and event, and the
+    threshold crossing is re-checked. Runs inside the caller's transaction, the level locked."""
+    StockLevel.all_stores.filter(pk=level.pk).update(on_hand=F("on_hand") + delta, updated_at=timezone.now())
+    level.on_hand += delta
+    StockMovement.all_stores.create(
+        store=store,
+        product=product,
+        kind=kind,
+        quantity=delta,
+        on_hand_delta=delta,
+        actor=actor,
+        note=(note or "")[:500],
+    )
+    _emit_updated(store, [level], reason=str(kind), actor=actor)
+    _sync_threshold_state(level, product.sku, store=store, actor=actor)
     return level
 
 
