@@ -206,8 +206,23 @@ def order_expired(event: Event) -> None:
 # --------------------------------------------------------------------------------- gateway
 
 
+def _superseded(event: Event, *clearing_topics: str) -> bool:
+    """A later event of the same subject already undid this one. Handlers of events published
+    together run in parallel worker processes, so `gateway.up` may be handled before the
+    `gateway.down` it answers; raising then would leave an alert open that nothing will clear."""
+    return Event.all_stores.filter(
+        store_id=event.store_id,
+        topic__in=clearing_topics,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        pk__gt=event.pk,
+    ).exists()
+
+
 @on_event("gateway.down", queue="default", atomic=True)
 def gateway_down(event: Event) -> None:
+    if _superseded(event, "gateway.up"):
+        return
     d = event.data
     detail = d.get("error") or d.get("reason") or ""
     _raise(event, kind=K.GATEWAY_DOWN, subject="gateway", severity=SEV.CRITICAL,

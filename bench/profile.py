@@ -38,7 +38,7 @@ SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
     ("  idempotency complete (UPDATE)", ("complete (orders/idempotency.py",)),
     ("COMMIT (waiting for the WAL flush)", ("Connection.commit (psycopg/connection.py",)),
     ("publish after commit (Celery messages)", ("publish (orderflow/core/events.py",)),
-    ("  live push (channel layer)", ("push_event (",)),
+    ("  live push (channel layer)", ("push_events (",)),
     ("  card to the vault (Redis)", ("_vault_card (",)),
 ]
 
@@ -58,7 +58,7 @@ WORKER_SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
     ("stock commit", ("commit_stock (inventory/services.py",)),
     ("emit (event INSERT)", ("emit (orderflow/core/events.py",)),
     ("publish after commit (Celery messages, push, stamp)", ("publish (orderflow/core/events.py",)),
-    ("  live push (channel layer, new loop per call)", ("push_event (",)),
+    ("  live push (channel layer, new loop per call)", ("push_events (",)),
     ("COMMIT (waiting for the WAL flush)", ("Connection.commit (psycopg/connection.py",)),
     ("waiting on PostgreSQL (any statement)", ("Connection.wait (psycopg/connection.py",)),
     ("Redis round trips (broker, cache, layer)", ("redis/connection.py", "redis/_parsers")),

@@ -25,7 +25,7 @@ from bench.common import say
 from bench.stack import Stack
 
 SETTLED = {"ready_to_ship", "shipped", "delivered", "payment_failed", "cancelled", "rejected", "expired"}
-GROUPS = ("web", "worker", "beat")
+GROUPS = ("web", "worker", "beat", "outbox")
 
 
 def rss(stack: Stack) -> dict[str, dict[str, float]]:

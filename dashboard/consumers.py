@@ -62,3 +62,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def push(self, message):
         await self.send_json(message["message"])
+
+    async def push_batch(self, message):
+        """Several pushes in one channel-layer message (a batch from the outbox dispatcher)."""
+        for item in message["messages"]:
+            await self.send_json(item)

@@ -1,10 +1,11 @@
 """Live push to browsers: committed events, alerts and (throttled) fresh stats, one Channels group
 per store on the Redis channel layer.
 
-Runs in whatever process published the event (the web process after a request commits, or a
-worker), so it must be cheap and must never raise into the publisher: every failure is logged
-and swallowed. Stats are not computed here: a throttle key (SET NX EX) lets at most one
-`dashboard.push_stats` task per store through every STATS_PUSH_EVERY seconds.
+Runs in whatever process published the event (the web process after a request commits, a
+worker, or the outbox dispatcher for a whole batch), so it must be cheap and must never raise into
+the publisher: every failure is logged and swallowed. Stats are not computed here: a throttle key
+(SET NX EX) lets at most one `dashboard.push_stats` task per store through every STATS_PUSH_EVERY
+seconds.
 """
 
 from __future__ import annotations
@@ -62,15 +63,26 @@ _push_loop = _PushLoop()
 
 
 def send(store_id: int, message: dict[str, Any]) -> bool:
-    """Push one JSON message to every socket watching the store. False (logged) if it failed.
+    """Push one JSON message to every socket watching the store. False (logged) if it failed."""
+    return _group_send(store_id, {"type": "push", "message": message})
 
-    Publishers are sync code (a view's on_commit, a Celery task), possibly in a thread that runs
-    an event loop of its own; the send always runs on the process's push loop."""
+
+def send_many(store_id: int, messages: list[dict[str, Any]]) -> bool:
+    """Push several messages with one channel-layer send; each socket receives them one by one, in
+    order, exactly as if they had been sent singly (DashboardConsumer.push_batch)."""
+    if len(messages) == 1:
+        return send(store_id, messages[0])
+    return _group_send(store_id, {"type": "push_batch", "messages": messages})
+
+
+def _group_send(store_id: int, payload: dict[str, Any]) -> bool:
+    """Publishers are sync code (a view's on_commit, a Celery task, the outbox dispatcher),
+    possibly in a thread that runs an event loop of its own; the send always runs on the process's
+    push loop."""
     try:
         layer = get_channel_layer()
         if layer is None:
             return False
-        payload = {"type": "push", "message": message}
         _push_loop.run(layer.group_send(group_name(store_id), payload), timeout=5)
         return True
     except Exception:
@@ -88,16 +100,21 @@ def alert_message(event: Event) -> dict[str, Any]:
     return {"type": "alert", "alert": alert}
 
 
-def push_event(event: Event) -> None:
-    """The event_published receiver's body: event, alert if it is one, then maybe stats."""
-    try:
-        store_id = event.store_id
-        send(store_id, {"type": "event", "event": event.as_message()})
-        if event.topic.startswith("alert."):
-            send(store_id, alert_message(event))
+def push_events(events: list[Event]) -> None:
+    """The events_published receiver's body: per store, every event (and the alert, if it is
+    one) in one channel-layer send, then maybe stats once for the store."""
+    by_store: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        try:
+            messages = by_store.setdefault(event.store_id, [])
+            messages.append({"type": "event", "event": event.as_message()})
+            if event.topic.startswith("alert."):
+                messages.append(alert_message(event))
+        except Exception:
+            log.exception("live push of event %s failed", getattr(event, "pk", None))
+    for store_id, messages in by_store.items():
+        send_many(store_id, messages)
         schedule_stats(store_id)
-    except Exception:
-        log.exception("live push of event %s failed", getattr(event, "pk", None))
 
 
 def lock_key(store_id: int) -> str:

@@ -1,15 +1,16 @@
-"""The dashboard listens in-process: every committed event goes to the store's sockets.
+"""The dashboard listens in-process: every published event goes to the store's sockets.
 
 Not an `on_event` handler: the push needs no worker hop and no dedupe row, it rides the
-`event_published` signal that fires in the publishing process right after commit."""
+`events_published` signal that fires in the publishing process (after a commit, or for each batch
+the outbox dispatcher sends)."""
 
 from django.dispatch import receiver
 
-from orderflow.core.events import event_published
+from orderflow.core.events import events_published
 
-from .push import push_event
+from .push import push_events
 
 
-@receiver(event_published, dispatch_uid="dashboard.push_event")
-def on_event_published(sender, event, **kwargs):
-    push_event(event)
+@receiver(events_published, dispatch_uid="dashboard.push_events")
+def on_events_published(sender, events, **kwargs):
+    push_events(events)

@@ -1,9 +1,10 @@
 """The Celery app: configured from Django settings (CELERY_*), tasks found in every app."""
 
 import os
+import time
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
 
@@ -13,13 +14,33 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(["orderflow.core"])
 
 
+# When the previous task of this process ended; a connection used that recently is not pinged.
+_last_task_end = 0.0
+
+
 @task_prerun.connect
 def _fresh_enough_connections(task=None, **kwargs) -> None:
     """Treat each task like a request: drop connections that broke or outlived CONN_MAX_AGE (the
     fix-up no longer closes them every time; see CELERY_DB_REUSE_MAX). Not for eager tasks: they
-    run inside the caller's (a test's) transaction, like the fix-up's own hook."""
+    run inside the caller's (a test's) transaction, like the fix-up's own hook.
+
+    The CONN_HEALTH_CHECKS ping (a `SELECT 1` round trip) is skipped when this process finished a
+    task less than CELERY_DB_HEALTH_CHECK_IDLE_SECONDS ago: under load it was one statement in ten,
+    and a connection that just worked is not the one a server restart or an idle timeout took. A
+    connection that broke mid-task is still replaced before the next task (errors_occurred)."""
     if task is not None and getattr(task.request, "is_eager", False):
         return
-    from django.db import close_old_connections
+    from django.conf import settings
+    from django.db import close_old_connections, connections
 
     close_old_connections()
+    if time.monotonic() - _last_task_end < settings.CELERY_DB_HEALTH_CHECK_IDLE_SECONDS:
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and not conn.errors_occurred:
+                conn.health_check_done = True
+
+
+@task_postrun.connect
+def _task_ended(task=None, **kwargs) -> None:
+    global _last_task_end
+    _last_task_end = time.monotonic()

@@ -131,7 +131,7 @@ if CELERY_BROKER_URL.startswith("unix://"):
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "orderflow.core.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "of",
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -194,11 +194,25 @@ CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # fix-up then closes it only every 2 × this many tasks, and orderflow/celery.py checks it before
 # each task the way Django does per request (CONN_MAX_AGE, CONN_HEALTH_CHECKS, broken connections).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# A worker pings its connection (CONN_HEALTH_CHECKS) before a task only after this long idle.
+CELERY_DB_HEALTH_CHECK_IDLE_SECONDS = env.float("CELERY_DB_HEALTH_CHECK_IDLE_SECONDS", default=2.0)
 
 # --- outbox -------------------------------------------------------------------------------------
 # Events older than this and still unpublished are the relay's to send.
 OUTBOX_RELAY_AFTER_SECONDS = env.float("OUTBOX_RELAY_AFTER_SECONDS", default=5.0)
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=500)
+# Who publishes committed events. Off: the process that committed them, right after COMMIT (one
+# Celery message per handler, a live push and a `published_at` stamp per event, in the request or
+# task). On: only the outbox dispatcher (`manage.py run_outbox`, a process of its own), woken at
+# COMMIT by a trigger's NOTIFY, in batches — one stamp and one live push per store per batch.
+# `make run` and the production setup in the README run with it on.
+OUTBOX_DISPATCHER = env.bool("OUTBOX_DISPATCHER", default=False)
+OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=200)
+# With no NOTIFY (SQLite) or a lost one, the dispatcher looks anyway this often (seconds).
+OUTBOX_DISPATCH_POLL_SECONDS = env.float("OUTBOX_DISPATCH_POLL_SECONDS", default=1.0)
+# After a NOTIFY the dispatcher waits this long before taking its batch, so a burst of commits
+# travels as one batch (one stamp, one push per store) instead of one batch per commit.
+OUTBOX_DISPATCH_LINGER_MS = env.float("OUTBOX_DISPATCH_LINGER_MS", default=50.0)
 
 # --- the flow -----------------------------------------------------------------------------------
 GATEWAY_URL = env.str("GATEWAY_URL", default="http://127.0.0.1:8001")

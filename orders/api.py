@@ -223,13 +223,15 @@ def _idempotent_response(request, stored: idempotency.StoredResponse):
 
 
 def submit(request, data: Any, key: str, fingerprint: str, serializer_class=OrderCreateSerializer):
-    """Replay a finished key first (its answer stands even if the catalogue changed since), else
-    validate everything and hand the order to the one intake service."""
-    stored = idempotency.existing_response(store=request.store, key=key, request_fingerprint=fingerprint)
-    if stored is not None:
-        return _idempotent_response(request, stored)
+    """Validate everything and hand the order to the one intake service, whose idempotency claim
+    answers a key already used (replay, 422, 409) before it looks at the catalogue — so a finished
+    key's answer stands even if the catalogue changed since. A body that no longer validates is
+    checked against the key too, so a used key still gets its replay or its 422, not a 400."""
     serializer = serializer_class(data=data, context={"store": request.store})
     if not serializer.is_valid():
+        stored = idempotency.existing_response(store=request.store, key=key, request_fingerprint=fingerprint)
+        if stored is not None:
+            return _idempotent_response(request, stored)
         fields = flatten_fields(serializer.errors)
         _merge(fields, _catalogue_precheck(request.store, data))
         raise ValidationFailed(fields=fields)

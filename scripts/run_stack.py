@@ -73,6 +73,8 @@ def main() -> int:
     env.setdefault("GATEWAY_PORT", "8001")
     env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
     env.setdefault("WORKER_CONCURRENCY", "2")
+    # Events are published by the Procfile's `outbox` process, in batches (orderflow/core/outbox.py).
+    env.setdefault("OUTBOX_DISPATCHER", "1")
     env["VENV_BIN"] = str(VENV_BIN)
     env.setdefault("PYTHONUNBUFFERED", "1")
 

@@ -3,9 +3,11 @@
 `emit()` only inserts the row, inside the caller's transaction; nothing leaves the process before
 COMMIT, so a rolled-back order never triggers a payment. After commit the event is published:
 each registered handler gets a Celery message (`core.run_handler`), the in-process
-`event_published` signal fires (live push), and the row is marked `published_at`. If the broker
-is down the row stays unpublished and the beat relay sends it later. Handlers run at most once
-per event: `HandledEvent` records (event, handler) in the handler's own transaction.
+`events_published` signal fires (live push), and the row is marked `published_at`. Who publishes:
+the emitting process itself right after COMMIT, or, with OUTBOX_DISPATCHER on, the outbox
+dispatcher process in batches (orderflow/core/outbox.py). If the broker is down the row stays
+unpublished and is sent later. Handlers run at most once per event: `HandledEvent` records
+(event, handler) in the handler's own transaction.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -27,8 +30,9 @@ from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
 
-# Fired in the publishing process after commit, with `event=`. The dashboard's live push listens.
-event_published = Signal()
+# Fired in the publishing process after the events are sent, with `events=` (a list: one event
+# when published inline, a whole batch from the dispatcher). The dashboard's live push listens.
+events_published = Signal()
 
 
 class Event(TenantModel):
@@ -130,13 +134,21 @@ def on_event(
     def register(func: Callable[[Event], Any]):
         handler_name = name or f"{func.__module__}.{func.__name__}"
         _HANDLERS[handler_name] = Handler(handler_name, tuple(topics), func, queue, atomic, when)
+        _BY_TOPIC.clear()
         return func
 
     return register
 
 
+_BY_TOPIC: dict[str, list[Handler]] = {}
+
+
 def handlers_for(topic: str) -> list[Handler]:
-    return [h for h in _HANDLERS.values() if h.wants(topic)]
+    """The handlers whose patterns match the topic (memoised: the registry is fixed after import)."""
+    found = _BY_TOPIC.get(topic)
+    if found is None:
+        found = _BY_TOPIC[topic] = [h for h in _HANDLERS.values() if h.wants(topic)]
+    return found
 
 
 def registered_handlers() -> dict[str, Handler]:
@@ -157,7 +169,9 @@ def emit(
     data: dict[str, Any] | None = None,
     actor: str = "",
 ) -> Event:
-    """Write the event in the caller's transaction; publish it after that transaction commits."""
+    """Write the event in the caller's transaction; it is published after that transaction commits:
+    by this process right after COMMIT, or — with OUTBOX_DISPATCHER on — by the outbox dispatcher,
+    which a trigger on the table wakes at COMMIT (orderflow/core/outbox.py)."""
     if subject is not None:
         subject_type = subject_type or subject._meta.model_name
         subject_id = subject_id or str(subject.pk)
@@ -171,37 +185,53 @@ def emit(
         actor=actor,
     )
     event.store = store
-    transaction.on_commit(lambda: publish(event), robust=True)
+    if not settings.OUTBOX_DISPATCHER:
+        transaction.on_commit(lambda: publish(event), robust=True)
     return event
+
+
+def send_to_handlers(event: Event) -> None:
+    """One Celery message per handler that wants the event. Raises if the broker refuses."""
+    from .tasks import run_handler
+
+    for handler in handlers_for(event.topic):
+        if handler.wanted_for(event):
+            run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
+
+
+def notify_live(events: list[Event]) -> None:
+    """Tell in-process listeners (the dashboard's live push) about published events; best-effort."""
+    if not events:
+        return
+    try:
+        events_published.send(sender=Event, events=events)
+    except Exception:  # live listeners are best-effort; never block the outbox on them
+        log.exception("events_published listener failed for events %s..", events[0].pk)
 
 
 def publish(event: Event) -> bool:
     """Send a committed event to its handlers and live listeners; mark it published if all went out.
 
     A failure leaves it unpublished for the relay; handlers dedupe what was already sent."""
-    from .tasks import run_handler
-
     try:
-        for handler in handlers_for(event.topic):
-            if handler.wanted_for(event):
-                run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
+        send_to_handlers(event)
     except Exception as exc:  # broker down: the relay will resend
         log.warning("publish of event %s (%s) failed, left for the relay: %s", event.pk, event.topic, exc)
         return False
-    try:
-        event_published.send(sender=Event, event=event)
-    except Exception:  # live listeners are best-effort; never block the outbox on them
-        log.exception("event_published listener failed for event %s", event.pk)
+    notify_live([event])
     Event.all_stores.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
     return True
 
 
-def relay_unpublished(*, older_than_seconds: float, batch: int) -> int:
-    """Publish events a crash or a broker outage left behind, oldest first.
+def publish_unpublished(*, batch: int, older_than_seconds: float = 0.0) -> int:
+    """Publish up to `batch` committed events nobody has published yet, oldest first; the count sent.
 
-    Rows are taken with SKIP LOCKED, so two relays never send the same one."""
+    The rows are taken with FOR UPDATE SKIP LOCKED, so two publishers (the dispatcher, the beat
+    relay, a second dispatcher) never send the same one; sending stops at the first broker
+    failure and only what went out is stamped — in one UPDATE for the whole batch. Live listeners
+    hear of the batch after COMMIT, so no row lock is held while they push."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    sent = 0
+    sent: list[Event] = []
     with transaction.atomic():
         rows = list(
             Event.all_stores.select_related("store")
@@ -210,10 +240,21 @@ def relay_unpublished(*, older_than_seconds: float, batch: int) -> int:
             .select_for_update(skip_locked=True, of=("self",))[:batch]
         )
         for event in rows:
-            if not publish(event):
+            try:
+                send_to_handlers(event)
+            except Exception as exc:  # broker down: stop, the rest stays for the next round
+                log.warning("publish of event %s (%s) failed, left for later: %s", event.pk, event.topic, exc)
                 break
-            sent += 1
-    return sent
+            sent.append(event)
+        if sent:
+            Event.all_stores.filter(pk__in=[e.pk for e in sent]).update(published_at=timezone.now())
+    notify_live(sent)
+    return len(sent)
+
+
+def relay_unpublished(*, older_than_seconds: float, batch: int) -> int:
+    """Beat's relay: publish events a crash or a broker outage left behind for a while."""
+    return publish_unpublished(batch=batch, older_than_seconds=older_than_seconds)
 
 
 def run_handler_once(event_id: int, handler_name: str) -> bool:
@@ -229,19 +270,29 @@ def run_handler_once(event_id: int, handler_name: str) -> bool:
     with use_store(event.store):
         if handler.atomic:
             with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        HandledEvent.objects.create(event=event, handler=handler_name)
-                except IntegrityError:
+                if not _mark_handled(event.pk, handler_name):
                     return False
                 handler.func(event)
             return True
         if HandledEvent.objects.filter(event=event, handler=handler_name).exists():
             return False
         handler.func(event)
-        try:
-            with transaction.atomic():
-                HandledEvent.objects.create(event=event, handler=handler_name)
-        except IntegrityError:
-            pass
+        _mark_handled(event.pk, handler_name)
         return True
+
+
+_HANDLED_AT = HandledEvent._meta.get_field("handled_at")
+
+
+def _mark_handled(event_id: int, handler_name: str) -> bool:
+    """Record (event, handler); False if it was already there. One INSERT ... ON CONFLICT DO
+    NOTHING: no savepoint to catch an IntegrityError with, and a concurrent twin waits on the
+    unique index until the first commits or rolls back."""
+    table = connection.ops.quote_name(HandledEvent._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {table} (event_id, handler, handled_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (event_id, handler) DO NOTHING",
+            [event_id, handler_name, _HANDLED_AT.get_db_prep_save(timezone.now(), connection)],
+        )
+        return cur.rowcount == 1

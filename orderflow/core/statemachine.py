@@ -49,17 +49,18 @@ def transition(
     if any(f.name == "updated_at" for f in obj._meta.fields):
         values.setdefault("updated_at", timezone.now())
     manager = obj._meta.base_manager
-    with transaction.atomic():
+    # No savepoint: nearly every caller is already inside its own transaction, and a savepoint is
+    # two more round trips per transition. The refusal is raised *after* the block, so a caller
+    # that catches InvalidTransition keeps a usable transaction (nothing was written: the
+    # conditional UPDATE matched no row).
+    with transaction.atomic(savepoint=False):
         changed = manager.filter(pk=obj.pk, **{field: current}).update(**values)
-        if changed != 1:
+        if changed == 1:
+            for name, value in values.items():
+                setattr(obj, name, value)
+        else:
             fresh = manager.filter(pk=obj.pk).values_list(field, flat=True).first()
-            raise InvalidTransition(
-                f"{type(obj).__name__} changed concurrently (now '{fresh}'); '{to}' was not applied.",
-                extra={"from": fresh, "to": to},
-            )
-        for name, value in values.items():
-            setattr(obj, name, value)
-        if emit_event:
+        if changed == 1 and emit_event:
             prefix = getattr(type(obj), "EVENT_PREFIX", obj._meta.model_name)
             order_id = obj.pk if getattr(type(obj), "IS_ORDER", False) else getattr(obj, "order_id", None)
             emit(
@@ -70,6 +71,11 @@ def transition(
                 data={"from": current, "to": to, "reason": reason, **(data or {})},
                 actor=actor,
             )
+    if changed != 1:
+        raise InvalidTransition(
+            f"{type(obj).__name__} changed concurrently (now '{fresh}'); '{to}' was not applied.",
+            extra={"from": fresh, "to": to},
+        )
     return obj
 
 

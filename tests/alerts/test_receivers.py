@@ -4,9 +4,11 @@
 import uuid
 
 import pytest
+from django.db import transaction
 
 from alerts.models import Alert
-from orderflow.core.events import handlers_for, run_handler_once
+from orderflow.core.events import emit, handlers_for, run_handler_once
+from orderflow.core.tenancy import use_store
 from tests.alerts.support import fire
 
 pytestmark = pytest.mark.django_db
@@ -186,6 +188,19 @@ def test_gateway_down_opens_a_critical_alert_and_gateway_up_resolves_it(store):
     fire(store, "gateway.up", {})
     alert.refresh_from_db()
     assert alert.status == "resolved"
+
+
+def test_gateway_up_handled_before_the_down_it_answers_leaves_no_open_alert(store):
+    """Both published in one batch, their handlers race in two worker processes."""
+    with use_store(store), transaction.atomic():
+        down = emit("gateway.down", store=store, subject_type="gateway", subject_id="gateway", data={})
+        up = emit("gateway.up", store=store, subject_type="gateway", subject_id="gateway", data={})
+    assert run_handler_once(up.pk, "alerts.receivers.gateway_up") is True
+    assert run_handler_once(down.pk, "alerts.receivers.gateway_down") is True
+    assert not Alert.all_stores.filter(store=store, kind="gateway_down").exclude(status="resolved").exists()
+    # a later outage still opens one
+    fire(store, "gateway.down", {}, subject_type="gateway", subject_id="gateway")
+    assert only(store, kind="gateway_down").status == "open"
 
 
 # ------------------------------------------------------------------------------- shipments

@@ -8,10 +8,13 @@
   the README recommends for plain HTTP on 2 cores) on a free port;
 * a Celery worker on every queue, restarted fresh for each test (tests SIGKILL it), with a short
   broker visibility timeout so unacked messages of a killed worker come back quickly;
+* the outbox dispatcher (`manage.py run_outbox`), session-wide: web and workers run with
+  OUTBOX_DISPATCHER=1 as in production, so every event of the scenarios is published by it;
 * the mock gateway (`gateway` fixture of tests/conftest.py).
 
 Beat is not run: the tests call the outbox relay (`core.events.relay_unpublished`) themselves, the
-way beat's "outbox relay" entry would every 2 s (transactional tests flush the beat rows anyway).
+way beat's "outbox relay" entry would every 2 s for rows older than a few seconds — the backstop
+behind the dispatcher (transactional tests flush the beat rows anyway).
 
 Every test ends with `assert_invariants(...)`.
 """
@@ -114,6 +117,49 @@ class PrivateRedis:
         out = {q: r.llen(q) for q in QUEUES}
         out["unacked"] = r.hlen("unacked")
         return {k: v for k, v in out.items() if v}
+
+
+# --------------------------------------------------------------------------- outbox dispatcher
+
+
+class DispatcherProcess:
+    """`manage.py run_outbox`: publishes every event the web server and the workers commit."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.log = Path(tempfile.gettempdir()) / f"of-rel-outbox-{os.getpid()}-{time.time_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run_outbox"],
+            cwd=ROOT, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_until(
+            lambda: b"dispatcher running" in self.log.read_bytes() or self.proc.poll() is not None,
+            60,
+            message="outbox dispatcher running",
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError("outbox dispatcher died on start:\n" + self.output()[-3000:])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if getattr(self, "_logf", None):
+            self._logf.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
 
 
 # -------------------------------------------------------------------------------- web server
@@ -224,6 +270,7 @@ def error_shape_problems(response: requests.Response) -> str | None:
 class Stack:
     redis: PrivateRedis
     web: WebServer
+    dispatcher: DispatcherProcess
     env: dict
     gateway_url: str
     db_name: str
@@ -282,6 +329,7 @@ def stack(django_db_setup, gateway_url, private_redis):
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "LOG_LEVEL": "INFO",  # the worker fixture waits for its "ready." line
         "PYTHONUNBUFFERED": "1",
+        "OUTBOX_DISPATCHER": "1",  # the production setup: only the dispatcher publishes
     }
     web_env = {
         **env,
@@ -295,11 +343,21 @@ def stack(django_db_setup, gateway_url, private_redis):
 
     restore = _point_this_process_at(private_redis.url)
     web.start()
-    s = Stack(redis=private_redis, web=web, env=env, gateway_url=gateway_url, db_name=db["NAME"])
+    dispatcher = DispatcherProcess(env)
+    dispatcher.start()
+    s = Stack(
+        redis=private_redis,
+        web=web,
+        dispatcher=dispatcher,
+        env=env,
+        gateway_url=gateway_url,
+        db_name=db["NAME"],
+    )
     global STACK
     STACK = s
     yield s
     s.stop_workers()
+    dispatcher.stop()
     web.stop()
     restore()
 
@@ -386,13 +444,17 @@ def run_threads(n: int, target, *, barrier: bool = True) -> list[Any]:
     return results
 
 
+# The relay takes only rows the dispatcher left alone this long, like beat's relay in production.
+RELAY_AFTER_SECONDS = 3.0
+
+
 def relay_all() -> int:
-    """What beat's outbox relay does, for everything (not only rows older than a few seconds)."""
+    """What beat's outbox relay does: publish rows still unpublished after RELAY_AFTER_SECONDS."""
     from orderflow.core.events import relay_unpublished
 
     sent = 0
     while True:
-        n = relay_unpublished(older_than_seconds=0, batch=1000)
+        n = relay_unpublished(older_than_seconds=RELAY_AFTER_SECONDS, batch=1000)
         sent += n
         if n < 1000:
             return sent
@@ -461,7 +523,7 @@ def assert_invariants(store, gateway, *, autopilot: bool = False, quiet_timeout:
     1. every accepted order is final or progressing (paid / on its way) — none left pending;
     2. the stock ledger sums to the stock levels, and no reservation outlives its order;
     3. at most one gateway charge per order, exactly one per paid order (and it is the payment's);
-    4. no event left unpublished once the relay has run.
+    4. no event left unpublished, and the outbox dispatcher survived the scenario.
     Returns a summary (state counts) for the report."""
     from inventory.models import StockLevel
     from inventory.selectors import ledger_mismatches
@@ -501,9 +563,10 @@ def assert_invariants(store, gateway, *, autopilot: bool = False, quiet_timeout:
     known = {str(o["id"]) for o in orders}
     assert set(charges) <= known, f"charges for unknown orders: {set(charges) - known}"
 
-    relay_all()
     unpublished = Event.all_stores.filter(published_at__isnull=True)
+    wait_until(lambda: not unpublished.exists(), 20, every=0.2, message="the dispatcher publishing the rest")
     assert unpublished.count() == 0, list(unpublished.values("id", "topic", "created_at")[:10])
+    assert stack.dispatcher.alive(), "the outbox dispatcher died:\n" + stack.dispatcher.output()[-3000:]
     return dict(Counter(o["status"] for o in orders))
 
 
