@@ -136,7 +136,14 @@ def payment_retrying(event: Event) -> None:
            next_delay_seconds=d.get("next_delay_seconds"), error=d.get("error"))  # fmt: skip
 
 
-@on_event("payment.processed", queue="default", atomic=True)
+def _charge_was_retried(event: Event) -> bool:
+    """Publish-time filter: `payment.retrying` (and so a payment_retrying alert) only follows a
+    failed gateway call, so a charge that succeeded on its first attempt has nothing to resolve —
+    no message for most orders. Unknown attempts: send it."""
+    return (event.data or {}).get("attempts") != 1
+
+
+@on_event("payment.processed", queue="default", atomic=True, when=_charge_was_retried)
 def payment_processed(event: Event) -> None:
     _clear(event, kind=K.PAYMENT_RETRYING, subject=_order_subject(event))
 

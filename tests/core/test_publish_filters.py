@@ -43,3 +43,10 @@ def test_carrier_simulator_handler_only_when_the_simulator_is_on(store, settings
     assert not handler.wanted_for(_event(store, "shipment.label_created"))
     settings.CARRIER_SIMULATOR = True
     assert handler.wanted_for(_event(store, "shipment.label_created"))
+
+
+def test_payment_retrying_resolver_skips_charges_that_succeeded_first_time(store):
+    handler = _handler("alerts.receivers.payment_processed")
+    assert not handler.wanted_for(_event(store, "payment.processed", attempts=1))
+    assert handler.wanted_for(_event(store, "payment.processed", attempts=3))
+    assert handler.wanted_for(_event(store, "payment.processed"))  # unknown: let it through
