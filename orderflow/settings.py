@@ -237,6 +237,12 @@ ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
 # each sweep handles at most RECONCILE_BATCH orders per kind and store.
 RECONCILE_STUCK_AFTER_SECONDS = env.float("RECONCILE_STUCK_AFTER_SECONDS", default=300.0)
 RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=200)
+# ...but no re-drives while the payments queue holds more messages than this (0: no such check):
+# the pipeline is behind then, not stuck.
+RECONCILE_BACKLOG_LIMIT = env.int("RECONCILE_BACKLOG_LIMIT", default=1000)
+RECONCILE_BACKLOG_QUEUE = env.str("RECONCILE_BACKLOG_QUEUE", default="payments")
+# The fraud check's store average (30 days of orders) is cached this long per store (0: off).
+FRAUD_HISTORY_CACHE_SECONDS = env.int("FRAUD_HISTORY_CACHE_SECONDS", default=60)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- API ----------------------------------------------------------------------------------------

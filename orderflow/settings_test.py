@@ -14,6 +14,8 @@ os.environ.setdefault("PAYMENT_RETRY_BACKOFF", "0.2")
 os.environ.setdefault("PAYMENT_RETRY_BACKOFF_MAX", "1.0")
 os.environ.setdefault("PAYMENT_MAX_RETRIES", "3")
 os.environ.setdefault("RECONCILE_STUCK_AFTER_SECONDS", "5")
+os.environ.setdefault("RECONCILE_BACKLOG_LIMIT", "0")  # the shared test broker keeps stray messages
+os.environ.setdefault("FRAUD_HISTORY_CACHE_SECONDS", "0")  # tests build a history and expect it read
 os.environ.setdefault("BREAKER_FAILURE_THRESHOLD", "3")
 os.environ.setdefault("BREAKER_COOLDOWN_SECONDS", "2")
 os.environ.setdefault("GATEWAY_READ_TIMEOUT", "3")

@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from orderflow.core.tenancy import TenantModel
 
@@ -109,6 +110,10 @@ class Order(TenantModel):
             models.Index(fields=["store", "-created_at"], name="order_store_created"),
             models.Index(fields=["store", "status", "-created_at"], name="order_store_status_created"),
             models.Index(fields=["store", "customer_email"], name="order_store_email"),
+            # the fraud check's bounded lookups (payments.fraud.gather_facts)
+            models.Index("store", Upper("customer_email"), "created_at", name="order_store_email_ci"),
+            models.Index(fields=["store", "card_last4", "card_brand", "created_at"], name="order_store_card"),
+            models.Index(fields=["store", "client_ip", "created_at"], name="order_store_ip"),
         ]
 
     def __str__(self) -> str:

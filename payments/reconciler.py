@@ -24,6 +24,10 @@ reconcilers — or a reconciler and a live task holding the order — never act 
    ledger-driven. Found cheaply: a product is suspect only when its level holds more reserved
    units than the live (pre-payment) orders hold in the ledger — one statement, no history scan.
 
+While the payments queue holds more than RECONCILE_BACKLOG_LIMIT messages, steps 2, 3 and the
+payment re-drive wait: a backlog is not a lost message, and re-driving it would add duplicates
+(and an alert per order) to a queue that is already behind.
+
 Then, across stores, `services.reconcile_payments` (payments whose charge task was lost, captured
 payments of cancelled/expired orders never refunded) is re-driven here, each with its event; its
 own old beat entry is retired by migration 0003 so one job owns the sweep.
@@ -80,15 +84,31 @@ def reconcile_stuck_orders(
     cutoff = now - timedelta(seconds=stuck_after if stuck_after is not None else stuck_after_seconds())
     batch = batch or settings.RECONCILE_BATCH
     counts: Counter[str] = Counter()
+    backlog = broker_backlog(settings.RECONCILE_BACKLOG_QUEUE)
+    behind = (
+        settings.RECONCILE_BACKLOG_LIMIT > 0
+        and backlog is not None
+        and backlog > settings.RECONCILE_BACKLOG_LIMIT
+    )
+    steps = [_expire_unpaid, _requeue_fraud_checks, _start_missing_payments, _repair_reservations]
+    if behind:
+        # A deep queue means the messages are waiting, not lost: re-driving them now would only
+        # add duplicates (and an alert per order) to the queue that is already behind. A message
+        # that really was lost is re-driven by the first sweep after the queue has caught up.
+        log.warning("reconciler: %s messages queued on %s; re-drives wait until it catches up",
+                    backlog, settings.RECONCILE_BACKLOG_QUEUE)  # fmt: skip
+        steps = [_expire_unpaid, _repair_reservations]
+        counts["skipped_backlog"] = backlog
     for store in Store.objects.order_by("pk").iterator():
-        for step in (_expire_unpaid, _requeue_fraud_checks, _start_missing_payments, _repair_reservations):
+        for step in steps:
             try:
                 step(store, now=now, cutoff=cutoff, batch=batch, counts=counts)
             except Exception:  # one store's trouble must not stop the sweep for the others
                 log.exception("reconciler step %s failed for store %s", step.__name__, store.pk)
                 counts["errors"] += 1
     try:
-        _redrive_payments(batch=batch, counts=counts)
+        if not behind:
+            _redrive_payments(batch=batch, counts=counts)
     except Exception:
         log.exception("reconciler: payment re-drive failed")
         counts["errors"] += 1
@@ -96,6 +116,15 @@ def reconcile_stuck_orders(
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def broker_backlog(queue: str) -> int | None:
+    """Messages waiting on a broker queue (None if the broker cannot say)."""
+    try:
+        with current_app.connection_for_read() as conn:
+            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+    except Exception:
+        return None
 
 
 def _reconciled(store: Store, order: Order | Any, *, problem: str, action: str, **details: Any) -> None:

@@ -238,3 +238,39 @@ def test_a_quiet_store_releases_the_stats_throttle_and_a_busy_one_pushes_again(s
     cache.delete(push.dirty_key(store.pk))
     assert push_stats(store.pk, followup=True) is False  # quiet: key released
     assert push.schedule_stats(store.pk) is True
+
+
+def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store, other_store, settings):
+    """With OUTBOX_DISPATCHER on, a batch travels as one channel-layer message per store; every
+    socket still gets one `event` frame per event, in commit order, and only its store's."""
+    settings.OUTBOX_DISPATCHER = True
+    user_a, user_b = make_user(store=store), make_user(store=other_store)
+    make_a = _communicator(f"/ws/dashboard/?store={store.slug}", user_a)
+    make_b = _communicator(f"/ws/dashboard/?store={other_store.slug}", user_b)
+
+    async def scenario():
+        comm_a, comm_b = make_a(), make_b()
+        await _connect(comm_a)
+        await _connect(comm_b)
+
+        from channels.db import database_sync_to_async
+
+        @database_sync_to_async
+        def commit_and_dispatch():
+            from django.db import transaction
+
+            from orderflow.core.outbox import dispatch_pending
+
+            with transaction.atomic():
+                for n in range(3):
+                    emit("order.created", store=store, data={"n": n})
+            return dispatch_pending()
+
+        assert await commit_and_dispatch() == 3
+        got = [await comm_a.receive_json_from(timeout=5) for _ in range(3)]
+        assert [(m["type"], m["event"]["data"]["n"]) for m in got] == [("event", n) for n in range(3)]
+        assert await comm_b.receive_nothing(timeout=0.5)
+        await comm_a.disconnect()
+        await comm_b.disconnect()
+
+    run(scenario)

@@ -134,6 +134,22 @@ def test_pending_order_whose_fraud_check_was_lost_is_requeued_once(
     assert Order.all_stores.get(pk=stuck.pk).status == "payment_processing"
 
 
+def test_a_deep_payments_queue_is_a_backlog_so_nothing_is_redriven_until_it_drains(
+    store, product, settings, django_capture_on_commit_callbacks
+):
+    stuck = frozen(create_order(store, (product, 2)), seconds=60)
+    settings.RECONCILE_BACKLOG_LIMIT = 5
+    r = redis.Redis.from_url(conf.CELERY_BROKER_URL)
+    r.lpush("payments", *[json.dumps({"headers": {"task": "waiting"}, "body": ""})] * 6)
+
+    assert sweep(django_capture_on_commit_callbacks) == {"skipped_backlog": 6}
+    assert reconciled(store, stuck) == [] and queued("payments.check_fraud") == []
+
+    r.delete("payments")  # the workers caught up; the check is still missing: now it is lost
+    assert sweep(django_capture_on_commit_callbacks) == {"fraud_check_requeued": 1}
+    assert queued("payments.check_fraud") == [[str(stuck.pk), store.pk]]
+
+
 def test_an_order_whose_fraud_check_ran_is_not_requeued_even_if_still_pending(
     store, product, django_capture_on_commit_callbacks
 ):

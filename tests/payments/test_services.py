@@ -146,6 +146,41 @@ def test_a_first_order_far_above_the_store_average(store, product):
     assert "first_order_far_above_average" not in [h.rule for h in fraud.assess(repeat).hits]
 
 
+def test_velocity_counts_stop_at_limit_plus_one_and_still_hit(store):
+    plenty = make_product(store, "SOCK", price="5.00", stock=100)
+    for _ in range(14):
+        create_order(store, (plenty, 1), client_ip="203.0.113.7", card=CARD_DECLINED)
+    last = create_order(store, (plenty, 1), client_ip="203.0.113.7")
+    facts = fraud.gather_facts(last)
+    assert facts.ip_orders_in_window == facts.ip_limit + 1 == 11, "bounded by the limit, not the traffic"
+    assert "velocity_ip" in [h.rule for h in fraud.assess(last).hits]
+
+
+def test_store_history_is_cached_per_store(store, product, settings):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.FRAUD_HISTORY_CACHE_SECONDS = 60
+    cache.delete(f"fraud:history:{store.pk}:EUR")
+    for _ in range(3):
+        create_order(store, (product, 1))
+    order = create_order(store, (product, 1), email="later@example.com")
+    with CaptureQueriesContext(connection) as cold:
+        first = fraud.gather_facts(order)
+    with CaptureQueriesContext(connection) as warm:
+        second = fraud.gather_facts(order)
+    aggregate = [q for q in cold.captured_queries if "AVG(" in q["sql"]]
+    assert len(aggregate) == 1 and not [q for q in warm.captured_queries if "AVG(" in q["sql"]]
+    assert len(warm.captured_queries) == len(cold.captured_queries) - 1
+    assert (second.store_average_total, second.store_order_count) == (
+        first.store_average_total,
+        first.store_order_count,
+    )
+    assert first.store_order_count == 3
+    cache.delete(f"fraud:history:{store.pk}:EUR")
+
+
 def test_counts_never_cross_stores(store, other_store, product):
     theirs = make_product(other_store, "TEE", price="20.00", stock=50)
     for _ in range(5):
