@@ -66,6 +66,15 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
         f"Load average at start: {machine['load']} (`uptime`: {machine['uptime']}).  ",
         f"Load average at end: {results.get('_load_end', '?')}. Total time {elapsed / 60:.1f} min.",
         "",
+        *(
+            [
+                f"Carried over from the previous run of this day (`--keep`, not re-measured): "
+                f"{', '.join(results['_carried_over'])}.",
+                "",
+            ]
+            if results.get("_carried_over")
+            else []
+        ),
         "Stack (bench/stack.py): PostgreSQL `of_bench` (fresh per benchmark), Redis db 12, DEBUG off, "
         "LOG_LEVEL=WARNING, `gunicorn orderflow.asgi:application -k uvicorn.workers.UvicornWorker -w "
         f"{results.get('ingest', {}).get('web_workers', 2)}`, daphne for websockets, Celery prefork workers on "
@@ -277,6 +286,12 @@ def main() -> int:
         "--no-pubsub", action="store_true", help="skip the live push run on the pub/sub layer"
     )
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="start from bench/results/last.json: the benchmarks not run now keep their last figures "
+        "(the report says which were carried over)",
+    )
     args = parser.parse_args()
 
     todo = [b for b in (args.only or ALL) if b not in args.skip]
@@ -286,6 +301,14 @@ def main() -> int:
     )
     common.django_setup()
     results: dict[str, Any] = {}
+    if args.keep and (RESULTS / "last.json").exists():
+        previous = json.loads((RESULTS / "last.json").read_text()).get("results", {})
+        carried = {k: v for k, v in previous.items() if k in ALL + ["live_push_pubsub"] and k not in todo}
+        if "live_push" in todo:
+            carried.pop("live_push_pubsub", None)
+        results.update(carried)
+        results["_carried_over"] = sorted(carried)
+        say(f"carried over from the last run: {', '.join(sorted(carried)) or 'nothing'}")
     started = time.time()
     from bench import ingest, live_push, pipeline, soak
 

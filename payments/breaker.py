@@ -86,20 +86,22 @@ def before_call() -> Permit:
 
 
 def record_success() -> list[int]:
-    """A call got a coherent answer. Returns the ids of the stores to tell the gateway is back
-    (non-empty only for the one caller whose success closed an open breaker)."""
+    """A call got a coherent answer: the breaker closes. Returns the ids of the stores to tell
+    the gateway is back — every store told it was down and not told since — and forgets them, all
+    in one MULTI.
+
+    Not only the success that closed an open breaker reports them: a failure that opened the
+    breaker can add its store (and send `gateway.down`) just after a concurrent success closed it
+    and read the set, and that store would then never hear `gateway.up` (the reliability suite's
+    gateway-outage scenario caught an alert left open that way). The next success, or the beat
+    probe, tells it."""
     try:
-        r = client()
-        pipe = r.pipeline(transaction=True)
+        pipe = client().pipeline(transaction=True)
         pipe.delete(K_FAILURES)
         pipe.getdel(K_OPEN_UNTIL)
-        _, was_open = pipe.execute()
-        if was_open is None:
-            return []
-        pipe = r.pipeline(transaction=True)
         pipe.smembers(K_STORES)
         pipe.delete(K_STORES, K_PROBE, K_OPENED_AT)
-        members, _ = pipe.execute()
+        _, _was_open, members, _ = pipe.execute()
         return sorted(int(m) for m in members)
     except redis.RedisError as exc:
         log.warning("breaker state unavailable on success: %s", exc)

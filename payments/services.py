@@ -524,7 +524,15 @@ def probe_gateway() -> str:
     back, even when no payment is waiting to try. Without this, a breaker opened by the last
     failures of a burst would stay open, and its `gateway_down` alert with it, until the next
     order came along. Returns the breaker's state after the probe."""
-    if breaker.state()["state"] == "closed":
+    state = breaker.state()
+    if state["state"] == "closed":
+        if not state.get("stores"):
+            return "closed"
+        # closed, but stores told "down" were never told "up" (a failure raced the closing
+        # success): tell them once the gateway answers
+        if gateway.is_answering():
+            with transaction.atomic():
+                _gateway_alive()
         return "closed"
     permit = breaker.before_call()
     if not permit.allowed:

@@ -70,7 +70,7 @@ def test_the_first_success_closes_it_and_names_every_store_that_saw_it_down():
     _expire_cooldown()
     assert breaker.before_call().probe
     assert breaker.record_success() == [1, 2]
-    assert breaker.record_success() == []  # only the closing success reports
+    assert breaker.record_success() == []  # told once: the set is emptied with the close
     assert breaker.before_call() == breaker.Permit(True)
     assert breaker.state() | {"open_until": None} == {
         "state": "closed",
@@ -87,3 +87,17 @@ def test_only_one_concurrent_opener_reports_the_opening():
     results = [breaker.record_failure(1), breaker.record_failure(2)]
     assert [r.opened for r in results] == [True, False]
     assert [r.store_is_new for r in results] == [True, True]
+
+
+def test_a_store_added_by_a_failure_racing_the_closing_success_is_told_by_the_next_success():
+    """The failure opened the breaker, the success closed it and read the (still empty) set, then
+    the failure added its store and sent `gateway.down`: the store must still hear `gateway.up`."""
+    for _ in range(2):
+        breaker.record_failure(1)
+    r = breaker.client()
+    r.set(breaker.K_OPEN_UNTIL, time.time() + 30)  # the racing failure opened it...
+    assert breaker.record_success() == []  # ...the success closed it before the store was added
+    assert breaker.note_store(1) is True  # the failure adds its store (and says "down")
+    assert breaker.state()["state"] == "closed" and breaker.state()["stores"] == 1
+    assert breaker.record_success() == [1]
+    assert breaker.state()["stores"] == 0

@@ -52,3 +52,16 @@ def test_probe_of_a_closed_breaker_calls_nothing(settings, gateway):
     settings.GATEWAY_URL = "http://127.0.0.1:1"  # would fail if it were called
     breaker.reset()
     assert services.probe_gateway() == "closed"
+
+
+def test_probe_of_a_closed_breaker_still_tells_stores_left_waiting_for_up(settings, gateway, store):
+    settings.GATEWAY_URL = gateway.url
+    breaker.reset()
+    breaker.note_store(store.pk)  # told "down" by a failure that raced the closing success
+    assert breaker.state()["state"] == "closed"
+    assert services.probe_gateway() == "closed"
+    assert Event.all_stores.filter(store=store, topic="gateway.up").count() == 1
+    assert breaker.state()["stores"] == 0
+    assert services.probe_gateway() == "closed"
+    assert Event.all_stores.filter(store=store, topic="gateway.up").count() == 1
+    breaker.reset()
