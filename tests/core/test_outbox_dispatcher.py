@@ -5,9 +5,8 @@ ones, the rest kept while the broker is down."""
 import threading
 import time
 
-import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
 
 from orderflow.core import outbox
@@ -19,12 +18,8 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _listener():
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    conn = psycopg.connect(**params, autocommit=True)
-    conn.execute(f"LISTEN {outbox.CHANNEL}")
-    return conn
+    """A LISTEN connection opened exactly as the dispatcher opens its own."""
+    return outbox._Listener()._connect()
 
 
 def _notified(conn, timeout: float) -> int:
