@@ -29,7 +29,7 @@ SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
     ("idempotency fingerprint", ("fingerprint (orders/idempotency.py",)),
     ("place_order (the transaction)", ("_place_order_once (orders/services.py",)),
     ("  idempotency claim (INSERT)", ("claim (orders/idempotency.py",)),
-    ("  catalogue lookup", ("products_for_skus (",)),
+    ("  catalogue lookup", ("catalogue_for_skus (",)),
     ("  order number (sequence)", ("_next_order_number (",)),
     ("  order + lines INSERT", ("save (django/db/models/base.py", "bulk_create (")),
     ("  reservation UPDATE + ledger", ("reserve_stock (",)),

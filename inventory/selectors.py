@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from django.db.models import (
     Case,
@@ -59,14 +60,30 @@ def product_by_sku(store: Store, sku: str) -> Product:
     return product
 
 
-def products_for_skus(store: Store, skus: Iterable[str]) -> dict[str, Product]:
-    """SKU → Product (with `.stock`) for the SKUs that exist in the store, in one query.
-    Missing SKUs are simply absent: the caller decides how to report them."""
+class CatalogueEntry(NamedTuple):
+    """What intake needs of a product: no stock, no model instance."""
+
+    pk: int
+    sku: str
+    name: str
+    price: Decimal
+    currency: str
+    active: bool
+
+
+def catalogue_for_skus(store: Store, skus: Iterable[str]) -> dict[str, CatalogueEntry]:
+    """SKU → CatalogueEntry for the SKUs that exist in the store: one light query on the order
+    intake's hot path (no stock join — the reservation reads and locks the levels itself — and no
+    model instances). Missing SKUs are simply absent."""
     skus = list(dict.fromkeys(skus))
     if not skus:
         return {}
-    rows = Product.all_stores.for_store(_require(store)).select_related("stock").filter(sku__in=skus)
-    return {p.sku: p for p in rows}
+    rows = (
+        Product.all_stores.for_store(_require(store))
+        .filter(sku__in=skus)
+        .values_list("pk", "sku", "name", "price", "currency", "active")
+    )
+    return {row[1]: CatalogueEntry(*row) for row in rows}
 
 
 def _with_cover(qs: QuerySet[StockLevel]) -> QuerySet[StockLevel]:

@@ -322,7 +322,7 @@ def reserve_stock(
     if not wanted:
         return
     with transaction.atomic(savepoint=False):
-        reserved = _reserve_levels(store, wanted)
+        reserved = _reserve_levels(store, wanted, order_id=order_id, actor=actor)
         short = [product_id for product_id in sorted(wanted) if product_id not in reserved]
         if short:
             rows = (
@@ -342,31 +342,21 @@ def reserve_stock(
                 fields=fields or None,
                 extra={"skus": sorted(skus), **({"product_ids": missing} if missing else {})},
             )
-        StockMovement.all_stores.bulk_create(
-            [
-                StockMovement(
-                    store=store,
-                    product_id=product_id,
-                    kind=Kind.RESERVE,
-                    quantity=q,
-                    reserved_delta=q,
-                    order_id=order_id,
-                    actor=actor,
-                )
-                for product_id, q in sorted(wanted.items())
-            ]
-        )
 
 
-def _reserve_levels(store: Store, wanted: dict[int, int]) -> set[int]:
-    """Reserve `wanted` {product id: units} where there is enough; the product ids reserved.
+def _reserve_levels(store: Store, wanted: dict[int, int], *, order_id: Any, actor: str) -> set[int]:
+    """Reserve `wanted` {product id: units} where there is enough and write a `reserve` ledger row
+    for each line reserved; the product ids reserved.
 
     One statement for every line: a CTE locks the order's levels in id order (FOR UPDATE with
     ORDER BY locks as it reads, so two orders sharing SKUs wait on each other in the same order and
-    never deadlock crosswise), then one conditional UPDATE adds the units where
-    `on_hand - reserved >= q`. Under Read Committed the UPDATE re-checks that condition against
-    the newest row version, and the CHECK constraints refuse an oversell in any case. A line whose
-    level has too little is simply not updated; the caller refuses the whole order."""
+    never deadlock crosswise), one conditional UPDATE adds the units where `on_hand - reserved >=
+    q`, and the ledger rows are inserted from what the UPDATE returned. Under Read Committed the
+    UPDATE re-checks that condition against the newest row version, and the CHECK constraints
+    refuse an oversell in any case. A line whose level has too little is simply not updated; the
+    caller then refuses the whole order, which rolls back the lines that were reserved and their
+    ledger rows with it."""
+    now = timezone.now()
     if connection.vendor != "postgresql":  # SQLite (embedded): writers are serialised already
         done = set()
         for product_id in sorted(wanted):
@@ -375,21 +365,48 @@ def _reserve_levels(store: Store, wanted: dict[int, int]) -> set[int]:
                 store=store, product_id=product_id, on_hand__gte=F("reserved") + q
             ).update(reserved=F("reserved") + q):
                 done.add(product_id)
+        StockMovement.all_stores.bulk_create(
+            [
+                StockMovement(
+                    store=store,
+                    product_id=pid,
+                    kind=Kind.RESERVE,
+                    quantity=wanted[pid],
+                    reserved_delta=wanted[pid],
+                    order_id=order_id,
+                    actor=actor,
+                    created_at=now,
+                )
+                for pid in sorted(done)
+            ]
+        )
         return done
-    table = connection.ops.quote_name(StockLevel._meta.db_table)
+    qn = connection.ops.quote_name
+    table = qn(StockLevel._meta.db_table)
+    ledger = StockMovement._meta
+    columns = ", ".join(
+        qn(ledger.get_field(name).column)
+        for name in ("store", "product", "kind", "quantity", "on_hand_delta", "reserved_delta", "order_id",
+                     "actor", "note", "created_at")
+    )  # fmt: skip
     ids = sorted(wanted)
     values = ", ".join(["(%s::bigint, %s::integer)"] * len(ids))
     params: list[Any] = [v for pid in ids for v in (pid, wanted[pid])]
     sql = (
         f"WITH wanted(product_id, q) AS (VALUES {values}), "
         f"locked AS (SELECT s.id FROM {table} s JOIN wanted w ON w.product_id = s.product_id "
-        f"WHERE s.store_id = %s ORDER BY s.id FOR UPDATE OF s) "
-        f"UPDATE {table} s SET reserved = s.reserved + w.q FROM wanted w "
+        f"WHERE s.store_id = %s ORDER BY s.id FOR UPDATE OF s), "
+        f"reserved AS (UPDATE {table} s SET reserved = s.reserved + w.q FROM wanted w "
         f"WHERE s.id IN (SELECT id FROM locked) AND s.product_id = w.product_id "
-        f"AND s.on_hand - s.reserved >= w.q RETURNING s.product_id"
+        f"AND s.on_hand - s.reserved >= w.q RETURNING s.product_id, w.q), "
+        f"ledger AS (INSERT INTO {qn(ledger.db_table)} ({columns}) "
+        f"SELECT %s, r.product_id, %s, r.q, 0, r.q, %s, %s, '', %s FROM reserved r ORDER BY r.product_id) "
+        f"SELECT product_id FROM reserved"
     )
+    order_value = ledger.get_field("order_id").get_db_prep_save(order_id, connection)
+    created = ledger.get_field("created_at").get_db_prep_save(now, connection)
     with connection.cursor() as cur:
-        cur.execute(sql, [*params, store.pk])
+        cur.execute(sql, [*params, store.pk, store.pk, Kind.RESERVE.value, order_value, actor, created])
         return {row[0] for row in cur.fetchall()}
 
 

@@ -4,7 +4,6 @@ render). The representation lives in `representation.py` (place_order stores its
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Any
 
@@ -18,20 +17,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory.selectors import products_for_skus
+from inventory.selectors import catalogue_for_skus
 from orderflow.core.errors import DomainError, ValidationFailed, flatten_fields
 from orderflow.core.events import Event
 from orderflow.core.tenancy import actor_name
 
-from . import idempotency, legacy, selectors, services
+from . import idempotency, legacy, selectors, services, validation
 from .cards import digits_only, luhn_valid
 from .countries import ISO_3166_ALPHA2
 from .representation import OrderOut
-
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-CVC_RE = re.compile(r"^\d{3,4}$")
-METADATA_MAX_KEYS = 50
-METADATA_MAX_BYTES = 4096
+from .validation import CURRENCY_RE, CVC_RE, METADATA_MAX_BYTES, METADATA_MAX_KEYS
 
 # ----------------------------------------------------------------------------- input
 
@@ -190,7 +185,7 @@ def _catalogue_precheck(store, data: Any) -> dict[str, list[str]]:
     skus = [i["sku"] for i in items if isinstance(i.get("sku"), str) and 0 < len(i["sku"]) <= 64]
     if not skus:
         return {}
-    products = products_for_skus(store, skus)
+    products = catalogue_for_skus(store, skus)
     checked = [i if isinstance(i.get("sku"), str) and len(i["sku"]) <= 64 else {} for i in items]
     currency = data.get("currency", store.currency)
     currency = currency if currency == store.currency else None
@@ -226,18 +221,27 @@ def submit(request, data: Any, key: str, fingerprint: str, serializer_class=Orde
     """Validate everything and hand the order to the one intake service, whose idempotency claim
     answers a key already used (replay, 422, 409) before it looks at the catalogue — so a finished
     key's answer stands even if the catalogue changed since. A body that no longer validates is
-    checked against the key too, so a used key still gets its replay or its 422, not a 400."""
-    serializer = serializer_class(data=data, context={"store": request.store})
-    if not serializer.is_valid():
-        stored = idempotency.existing_response(store=request.store, key=key, request_fingerprint=fingerprint)
-        if stored is not None:
-            return _idempotent_response(request, stored)
-        fields = flatten_fields(serializer.errors)
-        _merge(fields, _catalogue_precheck(request.store, data))
-        raise ValidationFailed(fields=fields)
+    checked against the key too, so a used key still gets its replay or its 422, not a 400.
+
+    A body valid as sent takes `validation.accept`'s fast path; the serializer judges the rest."""
+    payload = None
+    if serializer_class is OrderCreateSerializer:
+        payload = validation.accept(data, request.store.currency)
+    if payload is None:
+        serializer = serializer_class(data=data, context={"store": request.store})
+        if not serializer.is_valid():
+            stored = idempotency.existing_response(
+                store=request.store, key=key, request_fingerprint=fingerprint
+            )
+            if stored is not None:
+                return _idempotent_response(request, stored)
+            fields = flatten_fields(serializer.errors)
+            _merge(fields, _catalogue_precheck(request.store, data))
+            raise ValidationFailed(fields=fields)
+        payload = serializer.validated_data
     order = services.place_order(
         store=request.store,
-        payload=serializer.validated_data,
+        payload=payload,
         idempotency_key=key,
         request_fingerprint=fingerprint,
         actor=actor_name(request),

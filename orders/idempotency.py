@@ -135,12 +135,23 @@ def existing_response(*, store: Store, key: str, request_fingerprint: str) -> St
 
 
 def complete(*, record_id: int, order_id: Any, response: StoredResponse) -> None:
-    """Mark the claim done with the exact response, in the same transaction as the order."""
-    IdempotencyRecord.all_stores.filter(pk=record_id).update(
-        state=IdempotencyRecord.State.DONE,
-        response_status=response.status,
-        response_body=response.body,
-        response_headers=response.headers,
-        order_id=order_id,
-        completed_at=timezone.now(),
+    """Mark the claim done with the exact response, in the same transaction as the order.
+    (One plain UPDATE: on the intake's hot path the ORM's query building cost more than the write.)"""
+    meta = IdempotencyRecord._meta
+    qn = connection.ops.quote_name
+    values = {
+        "state": IdempotencyRecord.State.DONE.value,
+        "response_status": response.status,
+        "response_body": response.body,
+        "response_headers": response.headers,
+        "order_id": order_id,
+        "completed_at": timezone.now(),
+    }
+    fields = [meta.get_field(name) for name in values]
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+        f"WHERE {qn(meta.pk.column)} = %s"
     )
+    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    with connection.cursor() as cur:
+        cur.execute(sql, [*params, record_id])

@@ -12,10 +12,9 @@ from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from inventory.models import Product
-from inventory.selectors import products_for_skus
+from inventory.selectors import CatalogueEntry, catalogue_for_skus
 from inventory.services import release_stock, reserve_stock, return_stock
-from orderflow.core import vault
+from orderflow.core import rows, vault
 from orderflow.core.errors import InvalidTransition, ServiceUnavailable, ValidationFailed
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
@@ -125,7 +124,7 @@ def _is_sequence_race(exc: Exception) -> bool:
 
 
 def catalogue_errors(
-    store: Store, items: list[dict[str, Any]], currency: str | None, products: dict[str, Product]
+    store: Store, items: list[dict[str, Any]], currency: str | None, products: dict[str, CatalogueEntry]
 ) -> dict[str, list[str]]:
     """Unknown or inactive SKUs (`items[i].sku`) and a currency that is not the catalogue's."""
     fields: dict[str, list[str]] = {}
@@ -214,7 +213,7 @@ def _place_order_once(
                 raise _RecordVanished()
             return _replayed_order(store, stored)
 
-        products = products_for_skus(store, [item["sku"] for item in items_in])
+        products = catalogue_for_skus(store, [item["sku"] for item in items_in])
         errors = catalogue_errors(store, items_in, currency, products)
         if errors:
             raise ValidationFailed(fields=errors)
@@ -258,8 +257,8 @@ def _place_order_once(
             )
         order.subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
         order.total = order.subtotal
-        order.save(force_insert=True)
-        OrderItem.all_stores.bulk_create(lines)
+        rows.insert([order])
+        rows.insert(lines)
         reserve_stock(
             store=store,
             lines=[(line.product_id, line.quantity) for line in lines],

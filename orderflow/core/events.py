@@ -26,6 +26,7 @@ from django.db import connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from . import rows
 from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
@@ -175,7 +176,7 @@ def emit(
     if subject is not None:
         subject_type = subject_type or subject._meta.model_name
         subject_id = subject_id or str(subject.pk)
-    event = Event.all_stores.create(
+    event = Event(
         store=store,
         topic=topic,
         subject_type=subject_type,
@@ -184,7 +185,7 @@ def emit(
         data=data or {},
         actor=actor,
     )
-    event.store = store
+    rows.insert([event])
     if not settings.OUTBOX_DISPATCHER:
         transaction.on_commit(lambda: publish(event), robust=True)
     return event

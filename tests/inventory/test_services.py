@@ -263,12 +263,16 @@ def test_restock_unknown_or_other_store_sku_is_404(store, other_store):
 # ------------------------------------------------------------------------------ selectors
 
 
-def test_products_for_skus_is_one_query_with_stock(store, django_assert_num_queries):
-    make_product(store, "A", stock=3)
+def test_catalogue_for_skus_is_one_query_in_its_own_store(store, other_store, django_assert_num_queries):
+    make_product(store, "A", stock=3, price="2.50")
     make_product(store, "B", stock=4)
+    make_product(other_store, "THEIRS", stock=1)
     with django_assert_num_queries(1):
-        found = selectors.products_for_skus(store, ["A", "B", "MISSING"])
-        assert {s: p.stock.on_hand for s, p in found.items()} == {"A": 3, "B": 4}
+        found = selectors.catalogue_for_skus(store, ["A", "B", "A", "MISSING", "THEIRS"])
+    assert set(found) == {"A", "B"}
+    a = found["A"]
+    assert (a.sku, a.price, a.currency, a.active) == ("A", Decimal("2.50"), store.currency, True)
+    assert a.pk == Product.all_stores.get(store=store, sku="A").pk
 
 
 def test_stock_levels_report_days_of_cover_from_recent_commits(store):
