@@ -45,7 +45,7 @@ def set_payment_status(*, order: Order, status: str, attempts: int | None = None
     values: dict[str, Any] = {"payment_status": status, "updated_at": timezone.now()}
     if attempts is not None:
         values["payment_attempts"] = attempts
-    Order.all_stores.filter(pk=order.pk).update(**values)
+    rows.update_row(Order, order.pk, values)
     for name, value in values.items():
         setattr(order, name, value)
     return order
@@ -54,7 +54,7 @@ def set_payment_status(*, order: Order, status: str, attempts: int | None = None
 def set_fulfillment_status(*, order: Order, status: str) -> Order:
     """Mirror the fulfillment's / shipment's state on the order."""
     now = timezone.now()
-    Order.all_stores.filter(pk=order.pk).update(fulfillment_status=status, updated_at=now)
+    rows.update_row(Order, order.pk, {"fulfillment_status": status, "updated_at": now})
     order.fulfillment_status, order.updated_at = status, now
     return order
 
@@ -62,9 +62,8 @@ def set_fulfillment_status(*, order: Order, status: str) -> Order:
 def record_risk(*, order: Order, score: int, decision: str, rules: list[dict[str, Any]]) -> Order:
     """Keep the fraud check's outcome on the order (score 0–100, approve/review/reject, rule hits)."""
     now = timezone.now()
-    Order.all_stores.filter(pk=order.pk).update(
-        risk_score=score, risk_decision=decision, risk_rules=rules, updated_at=now
-    )
+    values = {"risk_score": score, "risk_decision": decision, "risk_rules": rules, "updated_at": now}
+    rows.update_row(Order, order.pk, values)
     order.risk_score, order.risk_decision, order.risk_rules, order.updated_at = score, decision, rules, now
     return order
 

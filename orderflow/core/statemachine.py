@@ -13,6 +13,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from . import rows
 from .errors import InvalidTransition
 from .events import emit
 
@@ -54,7 +55,7 @@ def transition(
     # that catches InvalidTransition keeps a usable transaction (nothing was written: the
     # conditional UPDATE matched no row).
     with transaction.atomic(savepoint=False):
-        changed = manager.filter(pk=obj.pk, **{field: current}).update(**values)
+        changed = rows.update_row(type(obj), obj.pk, values, where={field: current})
         if changed == 1:
             for name, value in values.items():
                 setattr(obj, name, value)

@@ -38,3 +38,21 @@ def test_insert_sets_auto_keys_in_row_order(store):
         (line.pk, line.sku) for line in lines
     ]
     assert isinstance(order.pk, uuid.UUID)
+
+
+def test_update_row_changes_one_row_only_when_its_conditions_hold(store, other_store):
+    from django.db.models import F
+
+    order = Order(store=store, number=9, customer_email="c@x.io", customer_name="C", currency="EUR",
+                  subtotal=Decimal("2"), total=Decimal("2"))  # fmt: skip
+    rows.insert([order])
+    assert rows.update_row(Order, order.pk, {"status": "cancelled"}, where={"status": "paid"}) == 0
+    assert Order.all_stores.get(pk=order.pk).status == "pending"
+    assert rows.update_row(Order, order.pk, {"status": "cancelled", "risk_rules": [{"r": 1}]},
+                           where={"status": "pending"}) == 1  # fmt: skip
+    fresh = Order.all_stores.get(pk=order.pk)
+    assert (fresh.status, fresh.risk_rules) == ("cancelled", [{"r": 1}])
+    assert rows.update_row(Order, order.pk, {"store": other_store}) == 1  # a model for a foreign key
+    assert rows.update_row(Order, order.pk, {"payment_attempts": F("payment_attempts") + 2}) == 1
+    fresh = Order.all_stores.get(pk=order.pk)
+    assert (fresh.store_id, fresh.payment_attempts) == (other_store.pk, 2)
