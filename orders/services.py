@@ -15,7 +15,7 @@ from django.utils import timezone
 from inventory.selectors import CatalogueEntry, catalogue_for_skus
 from inventory.services import release_stock, reserve_stock, return_stock
 from orderflow.core import rows, vault
-from orderflow.core.errors import InvalidTransition, ServiceUnavailable, ValidationFailed
+from orderflow.core.errors import InsufficientStock, InvalidTransition, ServiceUnavailable, ValidationFailed
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
@@ -258,18 +258,6 @@ def _place_order_once(
         order.total = order.subtotal
         rows.insert([order])
         rows.insert(lines)
-        reserve_stock(
-            store=store,
-            lines=[(line.product_id, line.quantity) for line in lines],
-            order_id=order.pk,
-            actor=actor,
-        )
-        # The card travels to the payment worker through the short-lived vault, never the DB, the
-        # event or the Celery message. It is written before COMMIT: if the vault (Redis) is down,
-        # the order could never be paid, so the whole request is refused with 503 and nothing is
-        # kept — better than accepting an order we would then fail ourselves.
-        card = {k: payment[k] for k in ("card_number", "exp_month", "exp_year", "cvc") if k in payment}
-        _vault_card(store.pk, order.pk, card)
         emit(
             "order.created",
             store=store,
@@ -293,6 +281,24 @@ def _place_order_once(
             headers={"Content-Type": "application/json", "Location": order_location(order)},
         )
         idempotency.complete(record_id=record_id, order_id=order.pk, response=response)
+        # The card travels to the payment worker through the short-lived vault, never the DB, the
+        # event or the Celery message. It is written before COMMIT: if the vault (Redis) is down,
+        # the order could never be paid, so the whole request is refused with 503 and nothing is
+        # kept — better than accepting an order we would then fail ourselves.
+        card = {k: payment[k] for k in ("card_number", "exp_month", "exp_year", "cvc") if k in payment}
+        _vault_card(store.pk, order.pk, card)
+        # The reservation comes last, so the stock rows stay locked as briefly as possible: their
+        # row locks are what concurrent orders for the same SKUs queue on, until this COMMIT.
+        try:
+            reserve_stock(
+                store=store,
+                lines=[(line.product_id, line.quantity) for line in lines],
+                order_id=order.pk,
+                actor=actor,
+            )
+        except InsufficientStock:
+            vault.forget(store.pk, order.pk)  # no order, no card kept for it
+            raise
     order.idempotent_response = response
     return order
 

@@ -24,6 +24,17 @@ def test_card_vault_down_refuses_the_order_with_503_and_writes_nothing(api, sku,
     assert row_counts() == before, "no order, no reservation, no event, no idempotency record"
 
 
+def test_an_order_refused_for_stock_keeps_no_card_in_the_vault(api, sku, store):
+    from django.core.cache import cache
+
+    before = set(cache._cache.get_client().scan_iter(f"*vault:{store.pk}:*"))
+    r = place(api, order_body((sku, 6)), key="too-many")
+    assert r.status_code == 409
+    assert set(cache._cache.get_client().scan_iter(f"*vault:{store.pk}:*")) == before
+    assert place(api, order_body((sku, 5)), key="enough").status_code == 202
+    assert len(set(cache._cache.get_client().scan_iter(f"*vault:{store.pk}:*")) - before) == 1
+
+
 def test_the_same_key_goes_through_once_the_vault_is_back(api, sku, settings):
     original = settings.CACHES
     settings.CACHES = {"default": {**original["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
