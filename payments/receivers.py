@@ -1,5 +1,6 @@
 """Event handlers of the payments step (thin: event → enqueue a task). Each runs in a worker on
-the payments queue, at most once per event; they are atomic=False because they only enqueue
+the payments queue (the fraud check's on the orders queue, where the check itself runs: see
+CELERY_TASK_ROUTES), at most once per event; they are atomic=False because they only enqueue
 idempotent tasks (a redelivered handler enqueues a task that finds its work done)."""
 
 from orderflow.core.events import Event, on_event
@@ -7,7 +8,7 @@ from orderflow.core.events import Event, on_event
 from . import selectors, services, tasks
 
 
-@on_event("order.created", queue="payments", atomic=False)
+@on_event("order.created", queue="orders", atomic=False)
 def check_fraud_on_order_created(event: Event) -> None:
     tasks.check_fraud.delay(str(event.order_id), event.store_id)
 

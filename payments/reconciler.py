@@ -84,7 +84,7 @@ def reconcile_stuck_orders(
     cutoff = now - timedelta(seconds=stuck_after if stuck_after is not None else stuck_after_seconds())
     batch = batch or settings.RECONCILE_BATCH
     counts: Counter[str] = Counter()
-    backlog = broker_backlog(settings.RECONCILE_BACKLOG_QUEUE)
+    backlog = broker_backlog(*settings.RECONCILE_BACKLOG_QUEUES)
     behind = (
         settings.RECONCILE_BACKLOG_LIMIT > 0
         and backlog is not None
@@ -95,8 +95,8 @@ def reconcile_stuck_orders(
         # A deep queue means the messages are waiting, not lost: re-driving them now would only
         # add duplicates (and an alert per order) to the queue that is already behind. A message
         # that really was lost is re-driven by the first sweep after the queue has caught up.
-        log.warning("reconciler: %s messages queued on %s; re-drives wait until it catches up",
-                    backlog, settings.RECONCILE_BACKLOG_QUEUE)  # fmt: skip
+        log.warning("reconciler: %s messages queued on %s; re-drives wait until they catch up",
+                    backlog, ", ".join(settings.RECONCILE_BACKLOG_QUEUES))  # fmt: skip
         steps = [_expire_unpaid, _repair_reservations]
         counts["skipped_backlog"] = backlog
     for store in Store.objects.order_by("pk").iterator():
@@ -118,13 +118,21 @@ def reconcile_stuck_orders(
 # ---------------------------------------------------------------------------------- helpers
 
 
-def broker_backlog(queue: str) -> int | None:
-    """Messages waiting on a broker queue (None if the broker cannot say)."""
+def broker_backlog(*queues: str) -> int | None:
+    """Messages waiting on these broker queues together (None if the broker cannot say for any).
+    A queue nobody has declared yet is refused by a passive declare: it holds nothing."""
+    counts = []
     try:
         with current_app.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+            channel = conn.default_channel
+            for queue in queues:
+                try:
+                    counts.append(int(channel.queue_declare(queue=queue, passive=True).message_count))
+                except conn.channel_errors:
+                    counts.append(0)
     except Exception:
         return None
+    return sum(counts)
 
 
 def _reconciled(store: Store, order: Order | Any, *, problem: str, action: str, **details: Any) -> None:

@@ -140,12 +140,14 @@ def test_a_deep_payments_queue_is_a_backlog_so_nothing_is_redriven_until_it_drai
     stuck = frozen(create_order(store, (product, 2)), seconds=60)
     settings.RECONCILE_BACKLOG_LIMIT = 5
     r = redis.Redis.from_url(conf.CELERY_BROKER_URL)
-    r.lpush("payments", *[json.dumps({"headers": {"task": "waiting"}, "body": ""})] * 6)
+    waiting = json.dumps({"headers": {"task": "waiting"}, "body": ""})
+    r.lpush("payments", *[waiting] * 3)  # charges
+    r.lpush("orders", *[waiting] * 3)  # fraud checks: the two queues count together
 
     assert sweep(django_capture_on_commit_callbacks) == {"skipped_backlog": 6}
     assert reconciled(store, stuck) == [] and queued("payments.check_fraud") == []
 
-    r.delete("payments")  # the workers caught up; the check is still missing: now it is lost
+    r.delete("payments", "orders")  # the workers caught up; the check is still missing: now it is lost
     assert sweep(django_capture_on_commit_callbacks) == {"fraud_check_requeued": 1}
     assert queued("payments.check_fraud") == [[str(stuck.pk), store.pk]]
 
@@ -450,3 +452,14 @@ def test_beat_runs_the_reconciler_every_minute_and_the_old_payment_sweep_entry_i
     task = PeriodicTask.objects.get(task="payments.reconcile_stuck_orders")
     assert task.enabled and (task.interval.every, task.interval.period) == (60, "seconds")
     assert not PeriodicTask.objects.filter(task="payments.reconcile_payments").exists()
+
+
+def test_fraud_checks_ride_the_orders_queue_and_charges_the_payments_queue():
+    from celery import current_app
+
+    from orderflow.core.events import handlers_for
+
+    route = current_app.amqp.router.route
+    assert route({}, "payments.check_fraud")["queue"].name == "orders"
+    assert route({}, "payments.charge_payment")["queue"].name == "payments"
+    assert {h.queue for h in handlers_for("order.created") if h.name.startswith("payments.")} == {"orders"}
