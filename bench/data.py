@@ -2,11 +2,12 @@
 key, and an operator with a session (the websocket clients' cookie).
 
 The store keeps the default fraud limits, so every count query of the fraud check stops at
-limit + 1 as in production. Each order has its own email and card (bench/loadgen.py); all of them
-come from 127.0.0.1, so the per-IP velocity rule hits every order (20 points: still approved,
-review starts at 50). (Raising the limits to a billion instead, as this store once did, made each
-count read every order of the hour from that one card and IP — O(N) per check, the soak's
-bottleneck — which no store with real limits sees.)
+limit + 1 as in production. Each order has its own email and its own card, the cards differing in
+their last four (bench/loadgen.py); all come from 127.0.0.1, so the per-IP velocity rule hits
+every order (20 points, plus 25 for a first order far above average: still approved, review
+starts at 50). (Raising the limits to a billion instead, as this store once did, made each count
+read every order of the hour from the one card and IP — O(N) per check, the soak's bottleneck —
+which no store with real limits sees.)
 """
 
 from __future__ import annotations
