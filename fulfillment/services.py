@@ -309,13 +309,15 @@ def autopilot_enabled(store: Store) -> bool:
     return bool(settings.FULFILLMENT_AUTOPILOT if value is None else value)
 
 
-def autopilot_advance(*, store: Store, fulfillment: Fulfillment) -> str | None:
+def autopilot_advance(*, store: Store, fulfillment: Fulfillment, fresh: bool = False) -> str | None:
     """Do the one next step the fulfillment's current state calls for (demo mode).
 
     Looking at the state each time makes a redelivered or duplicated step harmless: the worst
     case is a 409 from the conditional update, which the task treats as "someone else did it".
-    Returns the step done, or None when there is nothing left to do."""
-    fulfillment.refresh_from_db()
+    `fresh=True` says the instance was just read (the task's): no second read. Returns the step
+    done, or None when there is nothing left to do."""
+    if not fresh:
+        fulfillment.refresh_from_db()
     status = fulfillment.status
     if status == FS.PENDING or (status == FS.PICKING and not fulfillment.is_fully_picked):
         pick(store=store, fulfillment=fulfillment, actor=AUTOPILOT_ACTOR)

@@ -30,7 +30,7 @@ def autopilot_step(fulfillment_id: int, store_id: int) -> str | None:
         if fulfillment is None:
             return None
         try:
-            step = services.autopilot_advance(store=store, fulfillment=fulfillment)
+            step = services.autopilot_advance(store=store, fulfillment=fulfillment, fresh=True)
         except DomainError as exc:  # someone else moved it (operator, a twin step, a cancellation)
             log.info("autopilot stopped on fulfillment %s: %s", fulfillment_id, exc.message)
             return None
