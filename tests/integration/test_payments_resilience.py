@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def test_random_gateway_faults_never_charge_an_order_twice(start_worker, gateway, api, store):
     # The breaker has its own test; here it is held back so the 50 orders show the retry path alone.
-    # Only the payments queue: this step's work, without the alerts and fulfillment listeners.
-    start_worker(queues="payments", concurrency=4, env={"BREAKER_FAILURE_THRESHOLD": "100000"})
+    # Only this step's queues — the fraud check's (orders) and the charge's (payments) — without
+    # the alerts and fulfillment listeners.
+    start_worker(queues="orders,payments", concurrency=4, env={"BREAKER_FAILURE_THRESHOLD": "100000"})
     make_product(store, "TEE", price="9.99", stock=500)
     # 50 orders from one test card and one IP in a minute is what velocity rules catch; lift them
     store.settings = {"fraud_velocity_card_limit": 1000, "fraud_velocity_ip_limit": 1000}
