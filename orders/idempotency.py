@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from orderflow.core import rows
 from orderflow.core.errors import Conflict, DomainError
 from orderflow.core.tenancy import Store
 
@@ -135,10 +136,7 @@ def existing_response(*, store: Store, key: str, request_fingerprint: str) -> St
 
 
 def complete(*, record_id: int, order_id: Any, response: StoredResponse) -> None:
-    """Mark the claim done with the exact response, in the same transaction as the order.
-    (One plain UPDATE: on the intake's hot path the ORM's query building cost more than the write.)"""
-    meta = IdempotencyRecord._meta
-    qn = connection.ops.quote_name
+    """Mark the claim done with the exact response, in the same transaction as the order."""
     values = {
         "state": IdempotencyRecord.State.DONE.value,
         "response_status": response.status,
@@ -147,11 +145,4 @@ def complete(*, record_id: int, order_id: Any, response: StoredResponse) -> None
         "order_id": order_id,
         "completed_at": timezone.now(),
     }
-    fields = [meta.get_field(name) for name in values]
-    sql = (
-        f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
-        f"WHERE {qn(meta.pk.column)} = %s"
-    )
-    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
-    with connection.cursor() as cur:
-        cur.execute(sql, [*params, record_id])
+    rows.update_row(IdempotencyRecord, record_id, values)
