@@ -6,7 +6,10 @@ import time
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
+from orderflow.core import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
+broker.install()  # before the app makes its first broker connection
 
 app = Celery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
