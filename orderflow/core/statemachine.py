@@ -16,6 +16,19 @@ from django.utils import timezone
 from . import rows
 from .errors import InvalidTransition
 from .events import emit
+from .tenancy import current_store
+
+
+def _store_of(obj: models.Model):
+    """The object's store without a query when it is at hand: the cached relation, or the store the
+    request or task is working in (the same row). A fresh `select_for_update()` copy has neither
+    cached, and an autopilot step fetched the store that way twice."""
+    if type(obj).store.is_cached(obj):
+        return obj.store
+    store = current_store()
+    if store is not None and store.pk == obj.store_id:
+        return store
+    return obj.store
 
 
 def allowed(obj: models.Model, to: str, *, field: str = "status", table: dict | None = None) -> bool:
@@ -66,7 +79,7 @@ def transition(
             order_id = obj.pk if getattr(type(obj), "IS_ORDER", False) else getattr(obj, "order_id", None)
             emit(
                 topic or f"{prefix}.{to}",
-                store=obj.store,
+                store=_store_of(obj),
                 order_id=order_id,
                 subject=obj,
                 data={"from": current, "to": to, "reason": reason, **(data or {})},

@@ -3,10 +3,13 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orderflow.core.errors import InvalidTransition
 from orderflow.core.events import Event
 from orderflow.core.statemachine import graph, transition
+from orderflow.core.tenancy import use_store
 from orders.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -51,3 +54,27 @@ def test_graph_is_drawn_from_the_table():
     g = graph(Order)
     assert g["pending"] == sorted(str(s) for s in Order.TRANSITIONS["pending"])
     assert g["delivered"] == []
+
+
+def _store_reads(ctx) -> int:
+    return sum('FROM "core_store"' in q["sql"] for q in ctx.captured_queries)
+
+
+def test_a_fresh_copy_in_its_stores_context_takes_the_store_from_the_context_not_a_query(store):
+    _order(store)
+    with use_store(store):
+        fresh = Order.all_stores.select_for_update().get()  # as the services' _lock reads it
+        with CaptureQueriesContext(connection) as ctx:
+            transition(fresh, "payment_processing", actor="system")
+    assert _store_reads(ctx) == 0
+    assert Event.all_stores.get(topic="order.payment_processing").store_id == store.pk
+
+
+def test_outside_its_stores_context_the_event_still_names_the_objects_own_store(store, other_store):
+    _order(store)
+    with use_store(other_store):  # another store's context must never lend its store
+        fresh = Order.all_stores.get()
+        with CaptureQueriesContext(connection) as ctx:
+            transition(fresh, "payment_processing", actor="system")
+    assert _store_reads(ctx) == 1
+    assert Event.all_stores.get(topic="order.payment_processing").store_id == store.pk
