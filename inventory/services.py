@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from orderflow.core.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
@@ -55,11 +55,13 @@ def _level_data(level: StockLevel, sku: str) -> dict[str, Any]:
     }
 
 
-def _locked_levels(store: Store, product_ids: Iterable[int]) -> list[StockLevel]:
-    """Lock the levels in product-id order (the same order reservations use: no deadlock)."""
+def _locked_levels(store: Store, product_ids: Iterable[int] | QuerySet) -> list[StockLevel]:
+    """Lock the levels in product-id order (the same order reservations use: no deadlock).
+    `product_ids` may be a subquery (a `values("product_id")` queryset)."""
+    wanted = product_ids if isinstance(product_ids, QuerySet) else set(product_ids)
     return list(
         StockLevel.all_stores.select_related("product")
-        .filter(store=store, product_id__in=set(product_ids))
+        .filter(store=store, product_id__in=wanted)
         .order_by("product_id")
         .select_for_update(of=("self",))
     )
@@ -112,14 +114,21 @@ def _check_price(value: Any) -> Decimal:
     return price.quantize(Decimal("0.01"))
 
 
-def _sync_threshold_state(level: StockLevel, sku: str, *, store: Store, actor: str) -> str | None:
+def _sync_threshold_state(
+    level: StockLevel, sku: str, *, store: Store, actor: str, locked: bool = False
+) -> str | None:
     """Flip the crossing flag if the level crossed its threshold and emit the event, once.
 
     The flag is flipped with a conditional UPDATE, so a commit and the watchdog noticing the same
-    crossing at once still emit a single event. Returns the topic emitted, if any."""
+    crossing at once still emit a single event. `locked`: the level was read under this
+    transaction's row lock, so its flag is current and an UPDATE that could flip nothing (every
+    commit of a well-stocked SKU) is skipped. Returns the topic emitted, if any."""
     available = level.on_hand - level.reserved
     now = timezone.now()
-    if available <= level.low_stock_threshold:
+    crossed = available <= level.low_stock_threshold
+    if locked and (level.threshold_reached_at is not None) == crossed:
+        return None
+    if crossed:
         flipped = StockLevel.all_stores.filter(pk=level.pk, threshold_reached_at__isnull=True).update(
             threshold_reached_at=now
         )
@@ -420,12 +429,11 @@ def _order_outstanding(store: Store, order_id: Any, *, field: str) -> dict[int, 
     return {r["product_id"]: r["total"] or 0 for r in rows}
 
 
-def _order_products(store: Store, order_id: Any) -> list[int]:
-    return list(
-        StockMovement.all_stores.filter(store=store, order_id=order_id)
-        .values_list("product_id", flat=True)
-        .distinct()
-    )
+def _order_levels_locked(store: Store, order_id: Any) -> list[StockLevel]:
+    """Lock the levels of every product the order ever moved, in product-id order like
+    `_locked_levels`, in one statement (the ledger read is a subquery, not a round trip)."""
+    touched = StockMovement.all_stores.filter(store=store, order_id=order_id).values("product_id")
+    return _locked_levels(store, touched)
 
 
 def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "system", reason: str = "") -> int:
@@ -434,10 +442,9 @@ def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syst
     Computed from the ledger (reserve − release − commit), under row locks: idempotent, a second
     call releases nothing. Returns the units released."""
     with transaction.atomic():
-        product_ids = _order_products(store, order_id)
-        if not product_ids:
+        levels = _order_levels_locked(store, order_id)
+        if not levels:
             return 0
-        levels = _locked_levels(store, product_ids)
         held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
@@ -467,7 +474,7 @@ def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syst
         StockMovement.all_stores.bulk_create(rows)
         _emit_updated(store, moved, reason="release", actor=actor, order_id=order_id)
         for level in moved:
-            _sync_threshold_state(level, level.product.sku, store=store, actor=actor)
+            _sync_threshold_state(level, level.product.sku, store=store, actor=actor, locked=True)
         return sum(r.quantity for r in rows)
 
 
@@ -477,10 +484,9 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
     Emits `inventory.updated` with per-SKU levels and, if a SKU is at or under its threshold and
     not yet reported, `inventory.threshold_reached` at once. Idempotent. Returns units committed."""
     with transaction.atomic():
-        product_ids = _order_products(store, order_id)
-        if not product_ids:
+        levels = _order_levels_locked(store, order_id)
+        if not levels:
             return 0
-        levels = _locked_levels(store, product_ids)
         held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
@@ -511,7 +517,7 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
         StockMovement.all_stores.bulk_create(rows)
         _emit_updated(store, moved, reason="commit", actor=actor, order_id=order_id)
         for level in moved:
-            _sync_threshold_state(level, level.product.sku, store=store, actor=actor)
+            _sync_threshold_state(level, level.product.sku, store=store, actor=actor, locked=True)
         return sum(r.quantity for r in rows)
 
 
@@ -519,10 +525,9 @@ def return_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
     """Put units committed for an order back on hand (cancel after payment): `restock` rows with
     the order id. Idempotent: committed − already returned, from the ledger. Returns units."""
     with transaction.atomic():
-        product_ids = _order_products(store, order_id)
-        if not product_ids:
+        levels = _order_levels_locked(store, order_id)
+        if not levels:
             return 0
-        levels = _locked_levels(store, product_ids)
         sums = (
             StockMovement.all_stores.filter(store=store, order_id=order_id)
             .values("product_id")
@@ -560,7 +565,7 @@ def return_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
         StockMovement.all_stores.bulk_create(rows)
         _emit_updated(store, moved, reason="return", actor=actor, order_id=order_id)
         for level in moved:
-            _sync_threshold_state(level, level.product.sku, store=store, actor=actor)
+            _sync_threshold_state(level, level.product.sku, store=store, actor=actor, locked=True)
         return sum(r.quantity for r in rows)
 
 

@@ -5,7 +5,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from inventory import selectors, services
 from inventory.models import Product, StockLevel, StockMovement
@@ -199,6 +200,33 @@ def test_return_puts_committed_stock_back_once(store):
     assert level(a).on_hand == 10
     row = StockMovement.all_stores.filter(order_id=order_id, kind="restock").get()
     assert row.on_hand_delta == 3
+
+
+def test_a_return_above_the_threshold_clears_the_crossing_the_commit_reported(store):
+    a = make_product(store, "A", stock=10, threshold=5)
+    order_id = uuid.uuid4()
+    services.reserve_stock(store=store, lines=[(a.pk, 6)], order_id=order_id)
+    services.commit_stock(store=store, order_id=order_id)
+    assert level(a).threshold_reached_at is not None
+    services.return_stock(store=store, order_id=order_id)
+    assert level(a).threshold_reached_at is None
+    [cleared] = events(store, "inventory.threshold_cleared")
+    assert (cleared.data["sku"], cleared.data["available"]) == ("A", 10)
+
+
+def test_a_commit_that_crosses_nothing_writes_no_threshold_flag(store):
+    """The level is read under its row lock, so its flag is current: no UPDATE that flips nothing."""
+    a = make_product(store, "A", stock=100, threshold=5)
+    b = make_product(store, "B", stock=100, threshold=5)
+    order_id = uuid.uuid4()
+    services.reserve_stock(store=store, lines=[(a.pk, 2), (b.pk, 1)], order_id=order_id)
+    with CaptureQueriesContext(connection) as ctx:
+        assert services.commit_stock(store=store, order_id=order_id) == 3
+    sql = [q["sql"] for q in ctx.captured_queries]
+    assert not [q for q in sql if "threshold_reached_at" in q and q.startswith("UPDATE")]
+    assert sum(q.startswith("SELECT") for q in sql) == 2  # the locked levels, the order's ledger sums
+    assert (level(a).on_hand, level(b).on_hand) == (98, 99)
+    assert events(store, "inventory.threshold_reached") == []
 
 
 def test_order_calls_for_unknown_order_do_nothing(store):
