@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from orderflow.core.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
@@ -55,13 +55,12 @@ def _level_data(level: StockLevel, sku: str) -> dict[str, Any]:
     }
 
 
-def _locked_levels(store: Store, product_ids: Iterable[int] | QuerySet) -> list[StockLevel]:
+def _locked_levels(store: Store, product_ids: Iterable[int]) -> list[StockLevel]:
     """Lock the levels in product-id order (the same order reservations use: no deadlock).
     `product_ids` may be a subquery (a `values("product_id")` queryset)."""
-    wanted = product_ids if isinstance(product_ids, QuerySet) else set(product_ids)
     return list(
         StockLevel.all_stores.select_related("product")
-        .filter(store=store, product_id__in=wanted)
+        .filter(store=store, product_id__in=product_ids)
         .order_by("product_id")
         .select_for_update(of=("self",))
     )
