@@ -97,8 +97,16 @@ class ApiKey(models.Model):
 
     PREFIX_LEN = 10
 
+    class Scope(models.TextChoices):
+        """What the key may do (orderflow/core/permissions.py): like Stripe's secret and
+        restricted keys, chosen at creation and never widened afterwards."""
+
+        FULL = "full"
+        READ_ONLY = "read_only"
+
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.FULL)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     hashed_key = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -116,11 +124,17 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
-def create_api_key(*, store: Store, name: str = "default") -> tuple[ApiKey, str]:
+def create_api_key(
+    *, store: Store, name: str = "default", scope: str = ApiKey.Scope.FULL
+) -> tuple[ApiKey, str]:
     """Make a key; the raw value is returned once and never stored."""
+    if scope not in ApiKey.Scope.values:
+        raise ValueError(f"unknown API key scope {scope!r}")
     prefix = secrets.token_hex(ApiKey.PREFIX_LEN // 2)
     raw = f"of_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(store=store, name=name, prefix=prefix, hashed_key=hash_api_key(raw))
+    key = ApiKey.objects.create(
+        store=store, name=name, scope=scope, prefix=prefix, hashed_key=hash_api_key(raw)
+    )
     return key, raw
 
 

@@ -1,0 +1,120 @@
+"""A store's own settings (`Store.settings`): the one declaration of what an owner may change, its
+validation, and the write that records who changed what.
+
+`GET/PATCH /api/v1/store` and the dashboard's settings page both go through here, so a value
+accepted by one is accepted by the other. A `null` puts a setting back on the platform default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework import serializers
+
+from .errors import ValidationFailed
+from .events import emit
+from .tenancy import Store
+
+
+class StoreSettingsSerializer(serializers.Serializer):
+    """Every setting an owner may change, with its bounds. All optional: a PATCH names what changes."""
+
+    fraud_check_enabled = serializers.BooleanField(required=False, help_text="Screen orders before payment.")
+    fraud_review_threshold = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, help_text="Risk score that holds an order for review."
+    )
+    fraud_reject_threshold = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, help_text="Risk score from which an order is rejected."
+    )
+    fraud_amount_limit = serializers.DecimalField(
+        required=False,
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        coerce_to_string=True,
+        help_text="Order totals above this add to the risk score.",
+    )
+    fraud_high_risk_countries = serializers.ListField(
+        required=False,
+        child=serializers.RegexField(r"^[A-Z]{2}$", max_length=2),
+        max_length=250,
+        help_text="ISO 3166-1 alpha-2 codes whose shipping addresses add to the risk score.",
+    )
+    fulfillment_autopilot = serializers.BooleanField(
+        required=False, allow_null=True, help_text="Walk fulfillments forward (null: platform default)."
+    )
+    order_expiry_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=7 * 24 * 60,
+        help_text="Unpaid orders expire after this many minutes; 0 = never (null: platform default).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        store: Store | None = self.context.get("store")
+
+        def value(name: str) -> Any:
+            return attrs[name] if name in attrs else (store.setting(name) if store else None)
+
+        review, reject = value("fraud_review_threshold"), value("fraud_reject_threshold")
+        if review is not None and reject is not None and int(review) > int(reject):
+            raise serializers.ValidationError(
+                {"fraud_review_threshold": ["Must not be above fraud_reject_threshold."]}
+            )
+        return attrs
+
+
+SETTING_NAMES = tuple(StoreSettingsSerializer().fields)
+
+
+def store_settings(store: Store) -> dict[str, Any]:
+    """The store's effective settings: its own values over the platform defaults."""
+    values = {name: store.setting(name) for name in SETTING_NAMES}
+    return StoreSettingsSerializer(values).data
+
+
+def validate_store_settings(store: Store, data: Any) -> dict[str, Any]:
+    """The contract's 400 for anything the declaration above refuses; validated values otherwise."""
+    serializer = StoreSettingsSerializer(data=data, context={"store": store}, partial=True)
+    if not serializer.is_valid():
+        raise ValidationFailed(fields={k: [str(m) for m in v] for k, v in _flat(serializer.errors).items()})
+    return dict(serializer.validated_data)
+
+
+def update_store_settings(*, store: Store, actor: str, changes: dict[str, Any]) -> Store:
+    """Apply validated `changes` under the store's row lock and record a `store.settings_changed`
+    event (who, from, to); a change to the value it already has is no change."""
+    values = {k: (str(v) if k == "fraud_amount_limit" and v is not None else v) for k, v in changes.items()}
+    with transaction.atomic():
+        locked = Store.objects.select_for_update().get(pk=store.pk)
+        current = dict(locked.settings or {})
+        changed = {k: v for k, v in values.items() if current.get(k) != v}
+        if changed:
+            before = {k: locked.setting(k) for k in changed}
+            for k, v in changed.items():
+                if v is None:
+                    current.pop(k, None)
+                else:
+                    current[k] = v
+            locked.settings = current
+            locked.save(update_fields=["settings"])
+            emit(
+                "store.settings_changed",
+                store=locked,
+                subject=locked,
+                data={"changes": {k: {"from": before[k], "to": locked.setting(k)} for k in changed}},
+                actor=actor,
+            )
+    store.settings = locked.settings
+    return store
+
+
+def _flat(errors: Any) -> dict[str, list[str]]:
+    if isinstance(errors, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            out[key] = [str(m) for m in (value if isinstance(value, list) else [value])]
+        return out
+    return {"non_field_errors": [str(m) for m in errors]}
