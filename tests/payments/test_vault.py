@@ -131,3 +131,14 @@ def test_the_card_expires_after_its_ttl():
     order_id = uuid.uuid4()
     vault.tokenize(7, order_id, CARD, ttl=1)
     wait_until(lambda: vault.detokenize(7, order_id) is None, 5, message="vault entry to expire")
+
+
+@pytest.mark.django_db
+def test_intake_with_a_malformed_vault_key_fails_loudly_not_as_a_redis_outage(api, settings):
+    from tests.factories import make_product, order_body
+    from tests.orders.helpers import place
+
+    make_product(api.store, "SKU-1", stock=5)
+    settings.CARD_VAULT_KEY = "not-a-fernet-key"
+    with pytest.raises(ImproperlyConfigured, match="CARD_VAULT_KEY"):
+        place(api, order_body(("SKU-1", 1)))
