@@ -7,8 +7,6 @@ the user's first. A store the user may not open → 403; anonymous → the admin
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -39,6 +37,7 @@ from orderflow.core.statemachine import allowed
 from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
+from orders.idempotency import fingerprint
 from orders.models import Order
 from payments import selectors as payment_selectors
 from payments import services as payment_services
@@ -181,14 +180,13 @@ def _place_test_order(request: HttpRequest, data: dict[str, Any]) -> Order | Non
         "currency": request.store.currency,
         "metadata": {"source": "dashboard"},
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return _act(
         request,
         lambda: order_services.place_order(
             store=request.store,
             payload=payload,
             idempotency_key=f"dashboard-{uuid.uuid4()}",
-            request_fingerprint=hashlib.sha256(canonical.encode()).hexdigest(),
+            request_fingerprint=fingerprint(payload),
             actor=actor_name(request),
             client_ip=request.META.get("REMOTE_ADDR"),
         ),
