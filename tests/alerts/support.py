@@ -34,16 +34,16 @@ def fire(store, topic: str, data: dict | None = None, *, order_id=None, subject_
     return event
 
 
-def queued_tasks(name: str) -> list[list]:
-    """Arguments of the messages for task `name` waiting in the broker's "default" queue (kombu's
-    Redis list); they are taken off the queue."""
+def queued_tasks(name: str, queue: str = "default") -> list[list]:
+    """Arguments of the messages for task `name` waiting in the broker's `queue` (kombu's Redis
+    list); they are taken off the queue."""
     r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     found = []
-    for raw in r.lrange("default", 0, -1):
+    for raw in r.lrange(queue, 0, -1):
         message = json.loads(raw)
         if message["headers"].get("task") == name:
             found.append(json.loads(base64.b64decode(message["body"]))[0])
-            r.lrem("default", 1, raw)
+            r.lrem(queue, 1, raw)
     return found
 
 
