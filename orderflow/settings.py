@@ -328,7 +328,7 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
 
 # --- outgoing webhooks (alerts app) -------------------------------------------------------------
-# Plain http:// endpoints are refused except to localhost/127.0.0.1 when DEBUG or this is on.
+# Local development: webhooks may go to loopback (plain http too); see alerts/egress.py.
 WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)

@@ -211,7 +211,7 @@ def test_5xx_forever_fails_after_the_bounded_retries(api, store, receiver, setti
     delivery.refresh_from_db()
     assert delivery.status == "failed"
     assert delivery.attempts == settings.WEBHOOK_MAX_RETRIES + 1 == len(receiver.requests)
-    assert delivery.last_error.startswith("HTTP 500")
+    assert delivery.last_error == "receiver answered 500"
 
 
 def test_4xx_is_not_retried(api, store, receiver):
@@ -234,7 +234,7 @@ def test_connection_refused_is_retried_then_recorded_as_failed(api, store, recei
     send(delivery)
     delivery.refresh_from_db()
     assert delivery.status == "failed" and delivery.http_status is None
-    assert delivery.attempts > 1 and "ConnectionError" in delivery.last_error
+    assert delivery.attempts > 1 and delivery.last_error == "connection refused"
 
 
 def test_attempt_reports_retry_and_records_the_next_attempt_time(api, store, receiver):
