@@ -397,3 +397,30 @@ def test_an_internal_error_body_is_never_readable_through_the_deliveries_api(api
     (row,) = r.json()["results"]
     assert row["last_error"] == "receiver answered 502"
     assert [h["error"] for h in row["history"]] == ["receiver answered 500", "receiver answered 502"]
+
+
+@pytest.mark.django_db
+def test_errors_recorded_before_the_egress_rules_are_reduced_to_generic_texts(store, receiver):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    scrub = import_module("alerts.migrations.0004_generic_delivery_errors").scrub
+    delivery = _endpoint_and_delivery(store, receiver.url)
+    old = [
+        "HTTP 500: FATAL password=hunter2 host=db.internal",
+        "ConnectionError: HTTPConnectionPool(host='10.0.0.7', port=5432): Connection refused",
+        "ReadTimeout: HTTPConnectionPool(host='db.internal', port=80): Read timed out.",
+        "SSLError: certificate verify failed for db.internal",
+        "receiver answered 404",
+    ]
+    WebhookDelivery.all_stores.filter(pk=delivery.pk).update(
+        last_error=old[0], history=[{"at": "2026-12-01T00:00:00Z", "error": e} for e in old]
+    )
+    scrub(apps, None)
+    delivery.refresh_from_db()
+    assert delivery.last_error == "receiver answered 500"
+    assert [h["error"] for h in delivery.history] == [
+        "receiver answered 500", "connection refused", "timed out", "connection failed",
+        "receiver answered 404",
+    ]  # fmt: skip
