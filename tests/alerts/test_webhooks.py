@@ -309,3 +309,20 @@ def test_a_pending_delivery_long_overdue_is_queued_again(api, store, receiver):
     assert queued_tasks("alerts.deliver_webhook", queue="webhooks") == [[str(delivery.pk), store.pk]]
     delivery.refresh_from_db()
     assert delivery.next_attempt_at > timezone.now() - timedelta(seconds=60)
+
+
+def test_deliveries_are_routed_to_the_webhooks_queue_which_every_worker_we_start_consumes():
+    """A queue nobody consumes loses every delivery quietly: make run (Procfile), the tests' worker
+    fixtures and the bench stack all name it."""
+    import re
+    from pathlib import Path
+
+    from celery import current_app
+
+    root = Path(__file__).resolve().parents[2]
+    assert current_app.amqp.router.route({}, "alerts.deliver_webhook")["queue"].name == "webhooks"
+    (procfile,) = re.findall(r"^worker:.* -Q (\S+)", (root / "Procfile").read_text(), re.M)
+    assert "webhooks" in procfile.split(",")
+    for path in ("tests/conftest.py", "tests/reliability/conftest.py", "bench/stack.py"):
+        text = (root / path).read_text()
+        assert re.search(r"default\W+orders\W+payments\W+fulfillment\W+webhooks\b", text), path
