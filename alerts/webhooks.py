@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -20,7 +19,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
@@ -33,43 +31,49 @@ from orderflow.core.errors import ValidationFailed
 from orderflow.core.events import Event
 from orderflow.core.tenancy import Store
 
+from . import egress
 from .models import WebhookDelivery, WebhookEndpoint, new_webhook_secret
 
 log = logging.getLogger("orderflow.webhooks")
 
 TOPIC_PATTERN = re.compile(r"^(\*|[a-z0-9_]+(\.([a-z0-9_]+|\*))*(\.\*)?)$")
 MAX_TOPICS = 50
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 # ------------------------------------------------------------------------------ validation
 
 
 def validate_url(url: str) -> str:
-    """https:// only; plain http only to this machine, and only where the settings allow it
-    (DEBUG or WEBHOOKS_ALLOW_HTTP_LOCALHOST), so a store cannot aim us at its LAN in clear."""
+    """https:// to global addresses only — every address the host resolves to (the rules are in
+    `alerts.egress`); with WEBHOOKS_ALLOW_HTTP_LOCALHOST also loopback, over http:// too. A name
+    that does not resolve (yet) is accepted over https://: the same check runs before every send."""
     url = (url or "").strip()
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host or parts.scheme not in ("https", "http"):
-        raise ValidationFailed(fields={"url": ["Enter an https:// URL."]})
     if parts.username or parts.password:
         raise ValidationFailed(fields={"url": ["Credentials in the URL are not allowed."]})
-    if parts.scheme == "http":
-        allow = settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_HTTP_LOCALHOST", False)
-        if not (allow and host in LOCAL_HOSTS):
-            raise ValidationFailed(fields={"url": ["The URL must use https://."]})
-    elif _is_private_ip(host) and not getattr(settings, "WEBHOOKS_ALLOW_HTTP_LOCALHOST", False):
-        raise ValidationFailed(fields={"url": ["The URL must not point at a private address."]})
+    try:
+        target = egress.parse(url)
+    except ValueError:
+        raise ValidationFailed(fields={"url": ["Enter an https:// URL."]}) from None
+    try:
+        addresses = egress.resolve(target.host, target.port)
+    except egress.Unresolvable:
+        if target.tls:
+            return url
+        raise ValidationFailed(fields={"url": ["The URL must use https://."]}) from None
+    refused = egress.refusal(target, addresses, allow_loopback=loopback_allowed())
+    if refused == egress.ADDRESS_NOT_ALLOWED:
+        raise ValidationFailed(
+            fields={"url": ["The URL must not point at a private, loopback or other internal address."]}
+        )
+    if refused:
+        raise ValidationFailed(fields={"url": ["The URL must use https://."]})
     return url
 
 
-def _is_private_ip(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host in LOCAL_HOSTS
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
+def loopback_allowed() -> bool:
+    """The local-development switch: webhooks to this machine (loopback only, plain http allowed)."""
+    return bool(getattr(settings, "WEBHOOKS_ALLOW_HTTP_LOCALHOST", False))
 
 
 def validate_topics(topics: Any) -> list[str]:
@@ -258,9 +262,10 @@ class Outcome:
 
 
 def attempt_delivery(*, delivery_id: str, store_id: int, can_retry: bool, retry_in: float = 0.0) -> str:
-    """POST the event once and record the attempt. 2xx → succeeded; 4xx → failed (the receiver
-    refused it: sending it again will not help); 5xx, timeouts, connection errors → retry while
-    `can_retry`, else failed. Returns an `Outcome`. No transaction is held during the HTTP call."""
+    """POST the event once (through `alerts.egress`) and record the attempt. 2xx → succeeded;
+    3xx/4xx → failed (the receiver refused it: sending it again will not help); 5xx, 408, 429,
+    timeouts, connection errors → retry while `can_retry`, else failed; a refused address or an
+    oversized reply → failed. Returns an `Outcome`. No transaction is held during the HTTP call."""
     delivery = (
         WebhookDelivery.all_stores.select_related("endpoint", "event", "event__store")
         .filter(store_id=store_id, pk=delivery_id)
@@ -283,30 +288,24 @@ def attempt_delivery(*, delivery_id: str, store_id: int, can_retry: bool, retry_
         "X-OrderFlow-Signature": sign(endpoint.secret, timestamp, body),
     }
     started = time.monotonic()
-    http_status: int | None = None
-    error = ""
-    try:
-        response = requests.post(
-            endpoint.url,
-            data=body,
-            headers=headers,
-            timeout=(min(3.0, settings.WEBHOOK_TIMEOUT_SECONDS), settings.WEBHOOK_TIMEOUT_SECONDS),
-            allow_redirects=False,
-        )
-        http_status = response.status_code
-        if not 200 <= http_status < 300:
-            error = f"HTTP {http_status}: {response.text[:200]}"
-    except requests.Timeout:
-        error = f"timed out after {settings.WEBHOOK_TIMEOUT_SECONDS}s"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    reply = egress.post(
+        endpoint.url,
+        body=body,
+        headers=headers,
+        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+        allow_loopback=loopback_allowed(),
+    )
     duration_ms = int((time.monotonic() - started) * 1000)
+    http_status = reply.status
+    answered = not reply.error and http_status is not None
+    # Only a generic text is kept: the store reads it, and a receiver inside could say anything.
+    error = reply.error or ("" if 200 <= http_status < 300 else f"receiver answered {http_status}")
 
-    if http_status is not None and 200 <= http_status < 300:
+    if answered and 200 <= http_status < 300:
         outcome, status = Outcome.SUCCEEDED, WebhookDelivery.Status.SUCCEEDED
-    elif http_status is not None and 300 <= http_status < 500 and http_status not in (408, 429):
+    elif answered and 300 <= http_status < 500 and http_status not in (408, 429):
         outcome, status = Outcome.FAILED, WebhookDelivery.Status.FAILED
-    elif can_retry:
+    elif can_retry and (answered or reply.retryable):
         outcome, status = Outcome.RETRY, WebhookDelivery.Status.PENDING
     else:
         outcome, status = Outcome.FAILED, WebhookDelivery.Status.FAILED

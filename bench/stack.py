@@ -34,7 +34,7 @@ from bench import common
 from bench.common import HOST, ROOT, VENV_BIN, say
 
 LOGS = ROOT / "var" / "bench"
-QUEUES = "default,orders,payments,fulfillment"
+QUEUES = "default,orders,payments,fulfillment,webhooks"
 
 
 def free_port() -> int:

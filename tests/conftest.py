@@ -242,7 +242,7 @@ def start_worker(worker_env):
     started: list[WorkerProcess] = []
 
     def start(
-        queues: str = "default,orders,payments,fulfillment",
+        queues: str = "default,orders,payments,fulfillment,webhooks",
         concurrency: int = 2,
         pool: str = "prefork",
         env: dict | None = None,

@@ -2,7 +2,8 @@
 
 `fire()` sends an event through the real event path; `WebhookReceiver` is a real HTTP receiver
 (stdlib http.server in a thread on a free port) that answers each POST with the next status from
-its script (then 200) and records every request."""
+its script (then 200) and records every request; `RawReceiver` answers on the raw socket (a
+trickle, a flood) to show what a hostile receiver gets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,16 +38,16 @@ def fire(store, topic: str, data: dict | None = None, *, order_id=None, subject_
     return event
 
 
-def queued_tasks(name: str) -> list[list]:
-    """Arguments of the messages for task `name` waiting in the broker's "default" queue (kombu's
-    Redis list); they are taken off the queue."""
+def queued_tasks(name: str, queue: str = "default") -> list[list]:
+    """Arguments of the messages for task `name` waiting in the broker's `queue` (kombu's Redis
+    list); they are taken off the queue."""
     r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     found = []
-    for raw in r.lrange("default", 0, -1):
+    for raw in r.lrange(queue, 0, -1):
         message = json.loads(raw)
         if message["headers"].get("task") == name:
             found.append(json.loads(base64.b64decode(message["body"]))[0])
-            r.lrem("default", 1, raw)
+            r.lrem(queue, 1, raw)
     return found
 
 
@@ -70,6 +74,7 @@ class WebhookReceiver:
     def __init__(self):
         self.requests: list[Received] = []
         self.script: list[int] = []
+        self.error_body = b'{"error": "scripted"}'
         self._lock = threading.Lock()
         receiver = self
 
@@ -79,7 +84,7 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
                     status = receiver.script.pop(0) if receiver.script else 200
-                payload = b'{"ok": true}' if status < 300 else b'{"error": "scripted"}'
+                payload = b'{"ok": true}' if status < 300 else receiver.error_body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -107,3 +112,78 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class RawReceiver:
+    """A receiver that misbehaves on purpose: a thread per connection reads the request, then
+    `answer(conn)` writes whatever it likes on the raw socket (a trickle, a flood). `broke` is set
+    when a write fails because we hung up on it."""
+
+    def __init__(self, answer, *, tls_context=None):
+        self.answer, self.tls_context = answer, tls_context
+        self.broke = threading.Event()
+        self.requests: list[bytes] = []
+        self.sni: list[str | None] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}/hooks"
+
+    def start(self) -> RawReceiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            if self.tls_context is not None:
+                conn = self.tls_context.wrap_socket(conn, server_side=True)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests.append(head + b"\r\n\r\n" + body)
+            self.answer(conn)
+        except OSError:
+            self.broke.set()
+        finally:
+            conn.close()
+
+
+def trickle_headers(conn: socket.socket) -> None:
+    """A status line, then one header byte every 0.2 s, for ever."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    while True:
+        conn.sendall(b"a")
+        time.sleep(0.2)
+
+
+def trickle_body(conn: socket.socket) -> None:
+    """The headers of a 2xx with a large body, then one body byte every 0.2 s, for ever."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+    while True:
+        conn.sendall(b"a")
+        time.sleep(0.2)
+
+
+def flood(conn: socket.socket, size: int = 10 * 1024 * 1024) -> None:
+    """A 2xx with a 10 MB body."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+    chunk = b"x" * 65536
+    for _ in range(size // len(chunk)):
+        conn.sendall(chunk)

@@ -50,7 +50,7 @@ from tests.factories import make_key, make_store
 VENV_BIN = Path(sys.executable).parent
 # The suite's workers: unacked messages of a killed worker come back after this many seconds.
 VISIBILITY_TIMEOUT = 10
-QUEUES = ("default", "orders", "payments", "fulfillment")
+QUEUES = ("default", "orders", "payments", "fulfillment", "webhooks")
 WEB_APP_NAME = "ofrel_web"  # PostgreSQL application_name of the web server's connections
 
 # Order states: where an order may rest once the pipeline is done with it.
