@@ -12,8 +12,6 @@ The templates get the same set (`store_perms`) only to hide what would be refuse
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from orderflow.core.store_settings import store_settings, update_store_settings,
 from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
+from orders.idempotency import fingerprint
 from orders.models import Order
 from payments import selectors as payment_selectors
 from payments import services as payment_services
@@ -236,14 +235,13 @@ def _place_test_order(request: HttpRequest, data: dict[str, Any]) -> Order | Non
         "currency": request.store.currency,
         "metadata": {"source": "dashboard"},
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return _act(
         request,
         lambda: order_services.place_order(
             store=request.store,
             payload=payload,
             idempotency_key=f"dashboard-{uuid.uuid4()}",
-            request_fingerprint=hashlib.sha256(canonical.encode()).hexdigest(),
+            request_fingerprint=fingerprint(payload),
             actor=actor_name(request),
             client_ip=request.META.get("REMOTE_ADDR"),
         ),

@@ -260,6 +260,9 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="20000/min")
 API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="") or SECRET_KEY
+# Keys for card data at rest (see orderflow/core/vault.py); empty = derived from SECRET_KEY.
+CARD_VAULT_KEY = env.str("CARD_VAULT_KEY", default="")
+IDEMPOTENCY_FINGERPRINT_KEY = env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orderflow.core.tenancy.StoreAuthentication"],

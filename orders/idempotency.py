@@ -13,18 +13,21 @@ corrected retry with the same key goes through.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from orderflow.core import rows
+from orderflow.core import rows, vault
 from orderflow.core.errors import Conflict, DomainError
 from orderflow.core.tenancy import Store
 
+from .cards import card_brand, digits_only
 from .models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -66,11 +69,51 @@ def parse_key(raw: str | None) -> str:
     return raw
 
 
+FINGERPRINT_KEY_PURPOSE = "orderflow.idempotency-fingerprint"
+
+
 def fingerprint(body: Any) -> str:
-    """sha256 of the parsed body as canonical JSON (sorted keys, no whitespace): two bodies that
-    differ only in key order or spacing are the same request."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """Keyed HMAC-SHA256 of the parsed body as canonical JSON (sorted keys, no whitespace), with
+    the card reduced to what the order keeps (brand and last four): two bodies that differ only
+    in key order or spacing are the same request. The one fingerprint of every intake path (the
+    fast path and the serializer's, the legacy form, the dashboard, the seed).
+
+    Why keyed and reduced: the record is kept for days; a plain hash of a body holding the card
+    would give the number and CVC back to a short brute force over what the order row shows.
+    The key is `IDEMPOTENCY_FINGERPRINT_KEY`, else one derived from SECRET_KEY for this purpose;
+    changing it makes replays of keys used before the change answer 422, like a different body.
+
+    The trade-off: a request that reuses a key with the same everything and a card differing only
+    in the digits, expiry or CVC the order does not keep is taken as the same request and gets the
+    first response. That is the right answer for a retrying client (the order was placed with the
+    first card); a client that really meant another card has reused its key."""
+    canonical = json.dumps(
+        _card_reduced(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hmac.new(_fingerprint_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _fingerprint_key() -> bytes:
+    configured = settings.IDEMPOTENCY_FINGERPRINT_KEY
+    return configured.encode() if configured else vault.derived_key(FINGERPRINT_KEY_PURPOSE)
+
+
+def _card_reduced(body: Any) -> Any:
+    """The body with `payment` replaced by the brand and last four of its card number, whatever
+    shape it came in (the fingerprint is taken before validation): nothing else of it counts."""
+    if not isinstance(body, dict) or "payment" not in body:
+        return body
+    payment = body["payment"]
+    number = payment.get("card_number") if isinstance(payment, dict) else None
+    if isinstance(number, int) and not isinstance(number, bool):
+        number = str(number)
+    if isinstance(number, str):
+        digits = digits_only(number)
+        brand = card_brand(digits) if digits.isascii() and digits.isdigit() else ""
+        kept = {"brand": brand, "last4": digits[-4:]}
+    else:
+        kept = {"card": type(number).__name__ if isinstance(payment, dict) else type(payment).__name__}
+    return {**body, "payment": kept}
 
 
 @dataclass
@@ -112,7 +155,12 @@ def claim(*, store: Store, key: str, request_fingerprint: str) -> int | None:
 
 def existing_response(*, store: Store, key: str, request_fingerprint: str) -> StoredResponse | None:
     """What to answer when the key is taken: the stored response (a replay, counted), 422 for a
-    different body, 409 while in flight. None if the record vanished meanwhile (purged)."""
+    different body, 409 while in flight. None if the record vanished meanwhile (purged).
+
+    A record with no fingerprint was written before fingerprints were keyed: migration 0005 blanked
+    the plain hashes (they gave the card back), so such a key replays whatever the body — an
+    in-flight retry across the deploy gets its order, not a 422 that could make the client place
+    it again under a new key. They are gone after IDEMPOTENCY_KEY_TTL_HOURS."""
     record = (
         IdempotencyRecord.all_stores.filter(store=store, key=key)
         .only("id", "fingerprint", "state", "response_status", "response_body", "response_headers")
@@ -120,7 +168,7 @@ def existing_response(*, store: Store, key: str, request_fingerprint: str) -> St
     )
     if record is None:
         return None
-    if record.fingerprint != request_fingerprint:
+    if record.fingerprint and record.fingerprint != request_fingerprint:
         raise IdempotencyKeyReused()
     if record.state != IdempotencyRecord.State.DONE:
         raise IdempotencyKeyInUse()

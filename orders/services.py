@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -313,6 +314,8 @@ class VaultUnavailable(ServiceUnavailable):
 def _vault_card(store_id: int, order_id: Any, card: dict[str, Any]) -> None:
     try:
         vault.tokenize(store_id, order_id, card)
+    except ImproperlyConfigured:  # a malformed CARD_VAULT_KEY is ours to fix, not a Redis outage
+        raise
     except Exception as exc:  # Redis down or unreachable: refuse the whole order (rolls back)
         raise VaultUnavailable() from exc
 
