@@ -17,6 +17,7 @@ urlpatterns = [
     path("alerts/<int:alert_id>/<slug:action>", views.alert_action, name="alert-action"),
     path("workflow/", views.workflow, name="workflow"),
     path("integrity/", views.integrity, name="integrity"),
+    path("settings/", views.store_settings_page, name="settings"),
     path("stores/", views.stores, name="stores"),
     path("stores/<slug:slug>/switches", views.store_switches, name="store-switches"),
 ]

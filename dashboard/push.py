@@ -34,6 +34,12 @@ def group_name(store_id: int) -> str:
     return f"store.{store_id}"
 
 
+def user_group_name(user_id: int) -> str:
+    """Every dashboard socket of one user, whatever store it watches: where membership and
+    session changes are told, so the sockets re-check at once (DashboardConsumer)."""
+    return f"user.{user_id}"
+
+
 class _PushLoop:
     """One event loop per process, on a daemon thread, that every push runs on.
 
@@ -75,7 +81,16 @@ def send_many(store_id: int, messages: list[dict[str, Any]]) -> bool:
     return _group_send(store_id, {"type": "push_batch", "messages": messages})
 
 
+def send_to_user(user_id: int, payload: dict[str, Any]) -> bool:
+    """A control message (`{"type": ...}`, a DashboardConsumer handler) to every socket of a user."""
+    return _send_to_group(user_group_name(user_id), payload)
+
+
 def _group_send(store_id: int, payload: dict[str, Any]) -> bool:
+    return _send_to_group(group_name(store_id), payload)
+
+
+def _send_to_group(group: str, payload: dict[str, Any]) -> bool:
     """Publishers are sync code (a view's on_commit, a Celery task, the outbox dispatcher),
     possibly in a thread that runs an event loop of its own; the send always runs on the process's
     push loop."""
@@ -83,10 +98,10 @@ def _group_send(store_id: int, payload: dict[str, Any]) -> bool:
         layer = get_channel_layer()
         if layer is None:
             return False
-        _push_loop.run(layer.group_send(group_name(store_id), payload), timeout=5)
+        _push_loop.run(layer.group_send(group, payload), timeout=5)
         return True
     except Exception:
-        log.exception("live push to store %s failed", store_id)
+        log.exception("live push to %s failed", group)
         return False
 
 

@@ -3,12 +3,18 @@ selectors to read and the owning app's services to act (the same ones the API ca
 
 Store: `?store=<slug>` picks it (remembered in the session); otherwise the remembered one, else
 the user's first. A store the user may not open → 403; anonymous → the admin login page.
+
+Who may do what is the permission policy's (`orderflow/core/permissions.py`): every page declares
+the permission its POST needs (`@page(perm=...)`), the principal's permissions in the store are
+looked up once per request (`request.store_perms`), and a refusal is a 403 before anything runs.
+The templates get the same set (`store_perms`) only to hide what would be refused.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
@@ -32,8 +38,10 @@ from fulfillment import services as fulfillment_services
 from fulfillment.models import Fulfillment
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
-from orderflow.core.errors import DomainError
+from orderflow.core.errors import DomainError, ValidationFailed
+from orderflow.core.permissions import Perm, can, perms_in_store
 from orderflow.core.statemachine import allowed
+from orderflow.core.store_settings import store_settings, update_store_settings, validate_store_settings
 from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -42,9 +50,17 @@ from orders.models import Order
 from payments import selectors as payment_selectors
 from payments import services as payment_services
 
-from . import selectors, services
+from . import selectors
 from .consumers import SESSION_STORE_KEY
-from .forms import TEST_CARDS, PackForm, RestockForm, StoreSwitchesForm, TestOrderForm
+from .forms import (
+    STORE_SWITCHES,
+    TEST_CARDS,
+    PackForm,
+    RestockForm,
+    TestOrderForm,
+    parse_settings_form,
+    settings_form_fields,
+)
 
 # ----------------------------------------------------------------------------- plumbing
 
@@ -68,8 +84,24 @@ def resolve_store(request: HttpRequest) -> Store:
     return store
 
 
-def page(view: Callable | None = None, *, superuser_only: bool = False):
-    """Login, store resolution and the store context around a page view."""
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+PermSpec = Perm | Callable[..., Perm] | None
+
+
+def page(
+    view: Callable | None = None,
+    *,
+    perm: PermSpec = None,
+    read: Perm = Perm.VIEW,
+    superuser_only: bool = False,
+):
+    """Login, store resolution, the principal's permissions and the store context around a page.
+
+    Every request needs `read` in the store (VIEW: every member has it); any other method also
+    needs `perm` — a Perm, or a function of the URL's arguments for a view whose permission
+    depends on them (the order actions). A write on a page that declares no `perm` is refused
+    (fail closed)."""
 
     def decorate(func: Callable) -> Callable:
         @wraps(func)
@@ -79,6 +111,13 @@ def page(view: Callable | None = None, *, superuser_only: bool = False):
                 raise PermissionDenied("Platform staff only.")
             store = resolve_store(request)
             request.store = store
+            request.store_perms = perms_in_store(request.user, store)
+            require_perm(request, read)
+            if request.method not in SAFE_METHODS:
+                needed = perm(**kwargs) if callable(perm) and not isinstance(perm, Perm) else perm
+                if needed is None:
+                    raise PermissionDenied("This page declares no permission for changes.")
+                require_perm(request, needed)
             with use_store(store):
                 try:
                     return func(request, *args, **kwargs)
@@ -92,14 +131,30 @@ def page(view: Callable | None = None, *, superuser_only: bool = False):
     return decorate(view) if view is not None else decorate
 
 
+def require_perm(request: HttpRequest, perm: Perm, store: Store | None = None) -> None:
+    """The policy's answer for the request's user, as Django's 403 (the pages' refusal)."""
+    target = request.store if store is None else store
+    held = request.store_perms if target == request.store else None
+    if not can(request.user, target, perm, held=held):
+        raise PermissionDenied(f"Your role in this store does not allow this ({perm.value}).")
+
+
 def _render(request: HttpRequest, template: str, nav: str, data: dict | None = None, **context: Any):
     store: Store = request.store
     stores = list(stores_for_user(request.user).order_by("slug").values_list("slug", "name"))
+    held = sorted(p.value for p in request.store_perms)
     context.update(
         store=store,
         stores=stores,
         nav=nav,
-        page_data={"store": store.slug, "currency": store.currency, "nav": nav, **(data or {})},
+        store_perms=held,
+        page_data={
+            "store": store.slug,
+            "currency": store.currency,
+            "nav": nav,
+            "perms": held,
+            **(data or {}),
+        },
     )
     return render(request, template, context)
 
@@ -125,7 +180,7 @@ def _act(request: HttpRequest, func: Callable[[], Any], success: str | None) -> 
 # ------------------------------------------------------------------------------ overview
 
 
-@page
+@page(perm=Perm.PLACE_ORDERS)
 def overview(request: HttpRequest) -> HttpResponse:
     store = request.store
     products = [
@@ -244,7 +299,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         since_prev = (ev.created_at - events[i - 1].created_at).total_seconds() if i else None
         since_start = (ev.created_at - events[0].created_at).total_seconds()
         timeline.append({"event": ev, "since_prev": since_prev, "since_start": since_start})
-    actions = _order_actions(order, fulfillment)
+    actions = _order_actions(request, order, fulfillment)
     return _render(
         request,
         "dashboard/order_detail.html",
@@ -268,82 +323,136 @@ def _carriers() -> list[str]:
     return list(settings.CARRIER_SECRETS)
 
 
-def _order_actions(order: Order, fulfillment: Fulfillment | None) -> dict[str, bool]:
-    fs = fulfillment.status if fulfillment else None
-    F = Fulfillment.Status
+@dataclass
+class _OrderContext:
+    """What an order action works on: the page's request, the order and its fulfillment."""
+
+    request: HttpRequest
+    order: Order
+    fulfillment: Fulfillment | None
+
+    @property
+    def store(self) -> Store:
+        return self.request.store
+
+    @property
+    def actor(self) -> str:
+        return actor_name(self.request)
+
+    @property
+    def reason(self) -> str:
+        return self.request.POST.get("reason", "").strip()[:200]
+
+    def need_fulfillment(self) -> Fulfillment:
+        if self.fulfillment is None:
+            raise DomainError("This order has no fulfillment yet.", code="invalid_transition", status=409)
+        return self.fulfillment
+
+
+def _pack(c: _OrderContext) -> None:
+    form = PackForm(c.request.POST)
+    if not form.is_valid():
+        raise DomainError("Packages and weight must be positive whole numbers.", status=400)
+    fulfillment_services.pack(
+        store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor, **form.cleaned_data
+    )
+
+
+def _ship(c: _OrderContext) -> None:
+    carrier = c.request.POST.get("carrier", "")
+    fulfillment_services.ship(store=c.store, fulfillment=c.need_fulfillment(), carrier=carrier, actor=c.actor)
+
+
+_F = Fulfillment.Status
+
+
+@dataclass(frozen=True)
+class OrderAction:
+    """One button of the order page: the permission it needs, when the order's state offers it,
+    what it runs and what it says. The check and the action are one entry."""
+
+    perm: Perm
+    offered: Callable[[Order, Fulfillment | None], bool]
+    run: Callable[[_OrderContext], Any]
+    done: str
+
+
+def _fs(f: Fulfillment | None) -> str | None:
+    return f.status if f else None
+
+
+ORDER_ACTIONS: dict[str, OrderAction] = {
+    "approve": OrderAction(
+        Perm.MANAGE_ORDERS,
+        lambda o, f: o.status == Order.Status.FRAUD_REVIEW,
+        lambda c: payment_services.approve_order(store=c.store, order_id=c.order.pk, actor=c.actor),
+        "Approved: on to payment.",
+    ),
+    "reject": OrderAction(
+        Perm.MANAGE_ORDERS,
+        lambda o, f: o.status == Order.Status.FRAUD_REVIEW,
+        lambda c: payment_services.reject_order(
+            store=c.store, order_id=c.order.pk, actor=c.actor, reason=c.reason
+        ),
+        "Rejected.",
+    ),
+    "cancel": OrderAction(
+        Perm.MANAGE_ORDERS,
+        lambda o, f: allowed(o, Order.Status.CANCELLED),
+        lambda c: order_services.cancel_order(
+            store=c.store, order=c.order, actor=c.actor, reason=c.reason or "cancelled by operator"
+        ),
+        "Cancelled.",
+    ),
+    "pick": OrderAction(
+        Perm.MANAGE_FULFILLMENT,
+        lambda o, f: _fs(f) in (_F.PENDING, _F.PICKING),
+        lambda c: fulfillment_services.pick(store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor),
+        "Picked.",
+    ),
+    "pack": OrderAction(Perm.MANAGE_FULFILLMENT, lambda o, f: _fs(f) == _F.PICKING, _pack, "Packed."),
+    "ready": OrderAction(
+        Perm.MANAGE_FULFILLMENT,
+        lambda o, f: _fs(f) == _F.PACKED,
+        lambda c: fulfillment_services.mark_ready(
+            store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor
+        ),
+        "Ready to ship.",
+    ),
+    "ship": OrderAction(Perm.MANAGE_FULFILLMENT, lambda o, f: _fs(f) == _F.READY_TO_SHIP, _ship, "Shipped."),
+}
+
+
+def _order_actions(request: HttpRequest, order: Order, fulfillment: Fulfillment | None) -> dict[str, bool]:
+    """The buttons to show: the order's state offers the action and the user may use it."""
     return {
-        "approve": order.status == Order.Status.FRAUD_REVIEW,
-        "reject": order.status == Order.Status.FRAUD_REVIEW,
-        "cancel": allowed(order, Order.Status.CANCELLED),
-        "pick": fs in (F.PENDING, F.PICKING),
-        "pack": fs == F.PICKING,
-        "ready": fs == F.PACKED,
-        "ship": fs == F.READY_TO_SHIP,
+        name: a.perm in request.store_perms and a.offered(order, fulfillment)
+        for name, a in ORDER_ACTIONS.items()
     }
 
 
-@page
+def _order_action_perm(*, action: str, **_: Any) -> Perm:
+    if action not in ORDER_ACTIONS:
+        raise Http404("No such action.")
+    return ORDER_ACTIONS[action].perm
+
+
+@page(perm=_order_action_perm)
 @require_POST
 def order_action(request: HttpRequest, order_id: str, action: str) -> HttpResponse:
-    store, actor = request.store, actor_name(request)
+    store = request.store
     order = order_selectors.get_order(store, order_id)
     fulfillment = fulfillment_selectors.list_fulfillments(store).filter(order=order).first()
-    reason = request.POST.get("reason", "").strip()[:200]
-
-    def need_fulfillment() -> Fulfillment:
-        if fulfillment is None:
-            raise DomainError("This order has no fulfillment yet.", code="invalid_transition", status=409)
-        return fulfillment
-
-    def do_pack():
-        form = PackForm(request.POST)
-        if not form.is_valid():
-            raise DomainError("Packages and weight must be positive whole numbers.", status=400)
-        fulfillment_services.pack(
-            store=store, fulfillment=need_fulfillment(), actor=actor, **form.cleaned_data
-        )
-
-    def do_ship():
-        carrier = request.POST.get("carrier", "")
-        fulfillment_services.ship(store=store, fulfillment=need_fulfillment(), carrier=carrier, actor=actor)
-
-    todo: dict[str, tuple[Callable[[], Any], str]] = {
-        "approve": (
-            lambda: payment_services.approve_order(store=store, order_id=order.pk, actor=actor),
-            "Approved: on to payment.",
-        ),
-        "reject": (
-            lambda: payment_services.reject_order(store=store, order_id=order.pk, actor=actor, reason=reason),
-            "Rejected.",
-        ),
-        "cancel": (
-            lambda: order_services.cancel_order(
-                store=store, order=order, actor=actor, reason=reason or "cancelled by operator"
-            ),
-            "Cancelled.",
-        ),
-        "pick": (
-            lambda: fulfillment_services.pick(store=store, fulfillment=need_fulfillment(), actor=actor),
-            "Picked.",
-        ),
-        "pack": (do_pack, "Packed."),
-        "ready": (
-            lambda: fulfillment_services.mark_ready(store=store, fulfillment=need_fulfillment(), actor=actor),
-            "Ready to ship.",
-        ),
-        "ship": (do_ship, "Shipped."),
-    }
-    if action not in todo:
-        raise Http404("No such action.")
-    func, success = todo[action]
-    _act(request, func, success)
+    entry = ORDER_ACTIONS[action]
+    context = _OrderContext(request, order, fulfillment)
+    _act(request, lambda: entry.run(context), entry.done)
     return _back(request, reverse("dashboard:order", args=[order.pk]))
 
 
 # ----------------------------------------------------------------------------- inventory
 
 
-@page
+@page(perm=Perm.MANAGE_STOCK)
 def inventory(request: HttpRequest) -> HttpResponse:
     store = request.store
     if request.method == "POST":
@@ -397,7 +506,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@page
+@page(perm=Perm.MANAGE_ALERTS)
 @require_POST
 def alert_action(request: HttpRequest, alert_id: int, action: str) -> HttpResponse:
     store, actor = request.store, actor_name(request)
@@ -468,21 +577,50 @@ def stores(request: HttpRequest) -> HttpResponse:
     return _render(request, "dashboard/stores.html", "stores", rows=selectors.stores_overview())
 
 
-@page(superuser_only=True)
+@page(superuser_only=True, perm=Perm.MANAGE_STORE)
 @require_POST
 def store_switches(request: HttpRequest, slug: str) -> HttpResponse:
+    """The stores page's row form (platform staff): a few of a store's settings, through the same
+    validation and write as the settings page; the right to it is MANAGE_STORE in *that* store."""
     target = Store.objects.filter(slug=slug).first()
     if target is None:
         raise Http404("No such store.")
-    form = StoreSwitchesForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "The review threshold must be a whole number from 0 to 100.")
-    else:
-        _act(
-            request,
-            lambda: services.update_store_switches(
-                store=target, actor=actor_name(request), **form.cleaned_data
-            ),
-            f"Switches of {target.slug} saved.",
-        )
+    require_perm(request, Perm.MANAGE_STORE, store=target)
+    data = parse_settings_form(request.POST, names=STORE_SWITCHES)
+    _act(
+        request,
+        lambda: update_store_settings(
+            store=target, actor=actor_name(request), changes=validate_store_settings(target, data)
+        ),
+        f"Switches of {target.slug} saved.",
+    )
     return _back(request, reverse("dashboard:stores"))
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+@page(read=Perm.MANAGE_STORE, perm=Perm.MANAGE_STORE)
+def store_settings_page(request: HttpRequest) -> HttpResponse:
+    """The store's own settings for its owners (and platform staff): every setting the policy's
+    declaration lists, validated and written by the same functions as `PATCH /api/v1/store`."""
+    store = request.store
+    submitted, errors = None, {}
+    if request.method == "POST":
+        submitted = parse_settings_form(request.POST)
+        try:
+            changes = validate_store_settings(store, submitted)
+        except ValidationFailed as exc:
+            errors = exc.fields or {}
+            messages.error(request, "Check the highlighted settings.")
+        else:
+            update_store_settings(store=store, actor=actor_name(request), changes=changes)
+            messages.success(request, "Settings saved.")
+            return _back(request, reverse("dashboard:settings"))
+    return _render(
+        request,
+        "dashboard/settings.html",
+        "settings",
+        fields=settings_form_fields(store, store_settings(store), submitted=submitted, errors=errors),
+        errors=errors,
+    )

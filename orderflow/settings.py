@@ -144,6 +144,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": "of-ch", "capacity": 1000, "expiry": 30},
     }
 }
+# A live dashboard socket re-checks this often (seconds) that its session still exists and its user
+# may still view the store, and closes if not: a removed member or a logged-out user stops
+# receiving pushes within this time (a removal or logout also closes them at once, best effort).
+DASHBOARD_SOCKET_RECHECK_SECONDS = env.float("DASHBOARD_SOCKET_RECHECK_SECONDS", default=30.0)
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -27,6 +27,7 @@ os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "2")
 os.environ.setdefault("WEBHOOK_MAX_RETRIES", "3")
 os.environ.setdefault("WEBHOOK_RETRY_BACKOFF", "0.1")
 os.environ.setdefault("WEBHOOK_RETRY_BACKOFF_MAX", "0.5")
+os.environ.setdefault("DASHBOARD_SOCKET_RECHECK_SECONDS", "0.5")
 
 from .settings import *  # noqa: E402,F403
 

@@ -52,3 +52,13 @@ def make_order(
 
 def now() -> datetime:
     return timezone.now()
+
+
+def make_member(store, role: str = "operator", **kw):
+    """A user with `role` in `store` (owner / operator / viewer), as the permission policy reads it."""
+    from orderflow.core.tenancy import StoreMembership
+    from tests.factories import make_user
+
+    user = make_user(**kw)
+    StoreMembership.objects.create(store=store, user=user, role=role)
+    return user

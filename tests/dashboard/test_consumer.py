@@ -11,6 +11,7 @@ from django.test import Client
 from dashboard import push
 from dashboard.routing import websocket_urlpatterns
 from orderflow.core.events import emit
+from orderflow.core.tenancy import StoreMembership
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -272,5 +273,160 @@ def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store,
         assert await comm_b.receive_nothing(timeout=0.5)
         await comm_a.disconnect()
         await comm_b.disconnect()
+
+    run(scenario)
+
+
+# ------------------------------------------------------- sockets follow membership (issue #14)
+
+
+def _session_for(user) -> tuple[Client, str]:
+    """A logged-in browser of `user`: its client and its session key (the cookie)."""
+    client = Client()
+    client.force_login(user)
+    return client, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def _socket(path: str, session_key: str):
+    headers = [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode())]
+    return lambda: WebsocketCommunicator(application, path, headers=headers)
+
+
+CLOSED_4401 = {"type": "websocket.close", "code": 4401}
+CLOSED_4403 = {"type": "websocket.close", "code": 4403}
+
+
+async def _push_is_not_received(comm, store):
+    await sync_to_async(push.send)(store.pk, {"type": "event", "event": {"topic": "order.created"}})
+    assert await comm.receive_nothing(timeout=0.3)
+
+
+def _delete_membership_without_signals(user, store):
+    """As a bulk SQL delete would: no post_delete, so only the periodic re-check can notice."""
+    from django.db import connection
+
+    table = StoreMembership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND store_id = %s", [user.pk, store.pk])
+
+
+def test_the_periodic_recheck_closes_the_socket_of_a_removed_member(store):
+    user = make_user(store=store)
+    _, key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        await sync_to_async(_delete_membership_without_signals)(user, store)
+        assert await comm.receive_output(timeout=10) == CLOSED_4403
+        await _push_is_not_received(comm, store)
+
+    run(scenario)
+
+
+def test_the_periodic_recheck_closes_the_socket_of_an_ended_session(store):
+    from importlib import import_module
+
+    user = make_user(store=store)
+    _, key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        await sync_to_async(import_module(settings.SESSION_ENGINE).SessionStore(key).delete)()
+        assert await comm.receive_output(timeout=10) == CLOSED_4401
+        await _push_is_not_received(comm, store)
+
+    run(scenario)
+
+
+def test_the_periodic_recheck_closes_the_socket_of_a_deactivated_user(store):
+    user = make_user(store=store)
+    _, key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        user.is_active = False
+        await sync_to_async(user.save)(update_fields=["is_active"])
+        assert await comm.receive_output(timeout=10) == CLOSED_4401
+
+    run(scenario)
+
+
+def test_removing_a_membership_closes_its_sockets_at_once(store, settings):
+    """With a re-check far away, only the post_delete message can close it in time."""
+    settings.DASHBOARD_SOCKET_RECHECK_SECONDS = 600
+    user = make_user(store=store)
+    _, key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        await sync_to_async(StoreMembership.objects.filter(user=user, store=store).delete)()
+        assert await comm.receive_output(timeout=5) == CLOSED_4403
+        await _push_is_not_received(comm, store)
+
+    run(scenario)
+
+
+def test_removing_a_membership_of_another_store_leaves_the_socket_open(store, other_store, settings):
+    settings.DASHBOARD_SOCKET_RECHECK_SECONDS = 600
+    user = make_user(store=store)
+    StoreMembership.objects.create(store=other_store, user=user)
+    _, key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        await sync_to_async(StoreMembership.objects.filter(user=user, store=other_store).delete)()
+        assert await comm.receive_nothing(timeout=0.5)
+        await sync_to_async(push.send)(store.pk, {"type": "event", "event": {"topic": "order.created"}})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "event"
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_logging_out_closes_that_sessions_sockets_at_once_and_not_the_users_others(store, settings):
+    settings.DASHBOARD_SOCKET_RECHECK_SECONDS = 600
+    user = make_user(store=store)
+    browser, key = _session_for(user)
+    _, other_key = _session_for(user)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+    make_other = _socket(f"/ws/dashboard/?store={store.slug}", other_key)
+
+    async def scenario():
+        comm, other = make(), make_other()
+        await _connect(comm)
+        await _connect(other)
+        response = await sync_to_async(browser.post)("/admin/logout/")
+        assert response.status_code in (200, 302)
+        assert await comm.receive_output(timeout=5) == CLOSED_4401
+        await sync_to_async(push.send)(store.pk, {"type": "event", "event": {"topic": "order.created"}})
+        assert await comm.receive_nothing(timeout=0.3)
+        assert (await other.receive_json_from(timeout=5))["type"] == "event"
+        await other.disconnect()
+
+    run(scenario)
+
+
+def test_a_superuser_socket_stays_while_rechecked(store):
+    admin = make_user(superuser=True)
+    _, key = _session_for(admin)
+    make = _socket(f"/ws/dashboard/?store={store.slug}", key)
+
+    async def scenario():
+        comm = make()
+        await _connect(comm)
+        assert await comm.receive_nothing(timeout=1.5)  # several re-checks at the test interval
+        await sync_to_async(push.send)(store.pk, {"type": "event", "event": {"topic": "order.created"}})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "event"
+        await comm.disconnect()
 
     run(scenario)

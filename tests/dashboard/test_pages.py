@@ -6,7 +6,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from dashboard.consumers import SESSION_STORE_KEY
 from orderflow.core.tenancy import Store
-from tests.dashboard.helpers import make_order
+from tests.dashboard.helpers import make_member, make_order
 from tests.factories import make_product, make_user
 
 pytestmark = pytest.mark.django_db
@@ -21,18 +21,19 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize("url", PAGES + ["/dashboard/stores/"])
+@pytest.mark.parametrize("url", PAGES + ["/dashboard/stores/", "/dashboard/settings/"])
 def test_anonymous_visitors_are_sent_to_the_login_page(client, store, url):
     r = client.get(url)
     assert r.status_code == 302
     assert r["Location"].startswith("/admin/login/?next=/dashboard/")
 
 
+@pytest.mark.parametrize("role", ["owner", "operator", "viewer"])
 @pytest.mark.parametrize("url", PAGES)
-def test_member_sees_every_page_of_their_store(client, store, url):
+def test_member_sees_every_page_of_their_store(client, store, url, role):
     make_product(store, "TEE", stock=3, threshold=5)
     make_order(store, status="paid", payment_status="succeeded", paid_at=timezone.now())
-    client.force_login(make_user(store=store))
+    client.force_login(make_member(store, role))
     r = client.get(url)
     assert r.status_code == 200
     assert b"Store A" in r.content
@@ -186,3 +187,112 @@ def test_stores_page_tells_a_throttled_store(client, store, other_store, setting
     rows = {r["store"].slug: r for r in stores_overview()}
     assert rows["store-a"]["throttled"] is True
     assert rows["store-b"]["throttled"] is False
+
+
+# ------------------------------------------------------------- roles: what each is offered
+
+
+def _order_page(client, order):
+    return client.get(f"/dashboard/orders/{order.pk}/").content
+
+
+def test_a_viewer_is_offered_no_action_and_an_operator_is(client, store):
+    order = make_order(store, status="fraud_review")
+    make_product(store, "TEE", stock=3)
+    now = timezone.now()
+    Alert.all_stores.create(
+        store=store, kind="low_stock", subject="sku:TEE", message="Low stock: TEE",
+        first_seen_at=now, last_seen_at=now,
+    )  # fmt: skip
+    client.force_login(make_member(store, "viewer"))
+    assert b"Approve (fraud review)" not in _order_page(client, order)
+    assert b"Cancel order" not in _order_page(client, order)
+    assert b'id="restock"' not in client.get("/dashboard/inventory/").content
+    assert b'id="test-order"' not in client.get("/dashboard/").content
+    assert b"Acknowledge</button>" not in client.get("/dashboard/alerts/").content
+
+    client.force_login(make_member(store, "operator"))
+    assert b"Approve (fraud review)" in _order_page(client, order)
+    assert b"Cancel order" in _order_page(client, order)
+    assert b'id="restock"' in client.get("/dashboard/inventory/").content
+    assert b'id="test-order"' in client.get("/dashboard/").content
+    assert b"Acknowledge</button>" in client.get("/dashboard/alerts/").content
+
+
+@pytest.mark.parametrize("role, sees", [("owner", True), ("operator", False), ("viewer", False)])
+def test_the_settings_page_is_in_the_nav_only_for_those_who_may_use_it(client, store, role, sees):
+    client.force_login(make_member(store, role))
+    assert (b"/dashboard/settings/" in client.get("/dashboard/").content) is sees
+    assert client.get("/dashboard/settings/").status_code == (200 if sees else 403)
+
+
+def test_the_settings_page_lists_every_setting_with_its_value(client, store):
+    from orderflow.core.store_settings import SETTING_NAMES
+
+    store.settings = {"fraud_high_risk_countries": ["KP", "SY"], "order_expiry_minutes": 90}
+    store.save(update_fields=["settings"])
+    client.force_login(make_member(store, "owner"))
+    page = client.get("/dashboard/settings/").content.decode()
+    for name in SETTING_NAMES:
+        assert f'name="{name}"' in page
+    assert 'value="KP, SY"' in page
+    assert 'name="order_expiry_minutes" value="90"' in page
+
+
+def test_the_settings_page_shows_errors_per_field_and_saves_nothing(client, store):
+    client.force_login(make_member(store, "owner"))
+    r = client.post(
+        "/dashboard/settings/",
+        {"fraud_check_enabled": "on", "fraud_review_threshold": "95", "fraud_reject_threshold": "90",
+         "fraud_amount_limit": "-1", "fraud_high_risk_countries": "KP, Germany",
+         "fulfillment_autopilot": "", "order_expiry_minutes": ""},
+    )  # fmt: skip
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert html.count('class="small error field-error"') == 2
+    assert 'data-setting="fraud_amount_limit" class="invalid"' in html
+    assert 'data-setting="fraud_high_risk_countries" class="invalid"' in html
+    assert 'value="KP, GERMANY"' in html  # what was typed comes back, normalised
+    assert Store.objects.get(pk=store.pk).settings == {}
+
+
+def test_the_settings_page_shows_the_cross_field_rule_on_its_field(client, store):
+    client.force_login(make_member(store, "owner"))
+    r = client.post(
+        "/dashboard/settings/",
+        {"fraud_check_enabled": "on", "fraud_review_threshold": "95", "fraud_reject_threshold": "90",
+         "fraud_amount_limit": "10", "fraud_high_risk_countries": "", "fulfillment_autopilot": "off",
+         "order_expiry_minutes": "0"},
+    )  # fmt: skip
+    html = r.content.decode()
+    assert 'data-setting="fraud_review_threshold" class="invalid"' in html
+    assert "Must not be above fraud_reject_threshold." in html
+    assert Store.objects.get(pk=store.pk).settings == {}
+
+
+def test_the_settings_page_puts_a_setting_back_on_the_platform_default(client, store):
+    from orderflow.core.events import Event
+
+    store.settings = {"fulfillment_autopilot": True, "order_expiry_minutes": 30}
+    store.save(update_fields=["settings"])
+    client.force_login(make_member(store, "owner", username="ada"))
+    r = client.post(
+        "/dashboard/settings/",
+        {"fraud_check_enabled": "on", "fraud_review_threshold": "50", "fraud_reject_threshold": "80",
+         "fraud_amount_limit": "1000.00", "fraud_high_risk_countries": "KP, IR",
+         "fulfillment_autopilot": "", "order_expiry_minutes": ""},
+    )  # fmt: skip
+    assert r.status_code == 302
+    fresh = Store.objects.get(pk=store.pk)
+    assert fresh.setting("fulfillment_autopilot") is None and fresh.setting("order_expiry_minutes") is None
+    event = Event.all_stores.filter(store=store, topic="store.settings_changed").get()
+    assert event.actor == "ada"
+    assert event.data["changes"]["order_expiry_minutes"] == {"from": 30, "to": None}
+
+
+def test_store_switches_refuse_an_invalid_threshold_with_a_message(client, store):
+    client.force_login(make_user(superuser=True))
+    url = f"/dashboard/stores/{store.slug}/switches"
+    r = client.post(url, {"fraud_review_threshold": "101"}, follow=True)
+    assert "fraud_review_threshold" in r.content.decode()
+    assert Store.objects.get(pk=store.pk).settings == {}
