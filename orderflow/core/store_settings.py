@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from rest_framework import serializers
 
-from .errors import ValidationFailed
+from .errors import ValidationFailed, flatten_fields
 from .events import emit
 from .tenancy import Store
 
@@ -79,7 +79,7 @@ def validate_store_settings(store: Store, data: Any) -> dict[str, Any]:
     """The contract's 400 for anything the declaration above refuses; validated values otherwise."""
     serializer = StoreSettingsSerializer(data=data, context={"store": store}, partial=True)
     if not serializer.is_valid():
-        raise ValidationFailed(fields={k: [str(m) for m in v] for k, v in _flat(serializer.errors).items()})
+        raise ValidationFailed(fields=_flat(serializer.errors))
     return dict(serializer.validated_data)
 
 
@@ -112,9 +112,12 @@ def update_store_settings(*, store: Store, actor: str, changes: dict[str, Any]) 
 
 
 def _flat(errors: Any) -> dict[str, list[str]]:
-    if isinstance(errors, dict):
-        out: dict[str, list[str]] = {}
-        for key, value in errors.items():
-            out[key] = [str(m) for m in (value if isinstance(value, list) else [value])]
-        return out
-    return {"non_field_errors": [str(m) for m in errors]}
+    """DRF's errors by setting name; a list item's error says which item ("item 2: ...")."""
+    out: dict[str, list[str]] = {}
+    for path, messages in flatten_fields(errors).items():
+        name, _, rest = path.partition("[")
+        if rest:
+            index = rest.split("]", 1)[0]
+            messages = [f"item {int(index) + 1}: {m}" if index.isdigit() else m for m in messages]
+        out.setdefault(name if name != "$" else "non_field_errors", []).extend(messages)
+    return out

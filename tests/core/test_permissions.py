@@ -102,3 +102,27 @@ def test_can_uses_what_the_caller_already_holds(store):
     viewer = _member(store, StoreMembership.Role.VIEWER)
     assert can(viewer, store, Perm.MANAGE_ORDERS, held=frozenset({Perm.MANAGE_ORDERS}))
     assert not can(viewer, store, Perm.MANAGE_ORDERS)
+
+
+def test_store_settings_errors_name_the_setting_and_the_item(store):
+    from orderflow.core.errors import ValidationFailed
+    from orderflow.core.store_settings import validate_store_settings
+
+    with pytest.raises(ValidationFailed) as caught:
+        validate_store_settings(
+            store, {"fraud_high_risk_countries": ["DE", "xyz"], "fraud_review_threshold": 101}
+        )
+    fields = caught.value.fields
+    assert all(m.startswith("item 2: ") for m in fields["fraud_high_risk_countries"])
+    assert fields["fraud_high_risk_countries"]
+    assert "fraud_review_threshold" in fields
+
+
+def test_store_settings_review_threshold_may_not_pass_the_reject_threshold(store):
+    from orderflow.core.errors import ValidationFailed
+    from orderflow.core.store_settings import validate_store_settings
+
+    with pytest.raises(ValidationFailed) as caught:
+        validate_store_settings(store, {"fraud_review_threshold": 90, "fraud_reject_threshold": 80})
+    assert list(caught.value.fields) == ["fraud_review_threshold"]
+    assert validate_store_settings(store, {"fraud_review_threshold": 70}) == {"fraud_review_threshold": 70}

@@ -249,7 +249,9 @@ def test_the_settings_page_shows_errors_per_field_and_saves_nothing(client, stor
     )  # fmt: skip
     assert r.status_code == 200
     html = r.content.decode()
-    assert html.count('class="small error field-error"') == 2
+    assert html.count('class="invalid"') == 2  # two settings marked, each with its own messages
+    assert html.count('class="small error field-error"') == 3  # the amount's, and the country's two
+    assert "item 2: " in html  # which of the countries is wrong
     assert 'data-setting="fraud_amount_limit" class="invalid"' in html
     assert 'data-setting="fraud_high_risk_countries" class="invalid"' in html
     assert 'value="KP, GERMANY"' in html  # what was typed comes back, normalised
