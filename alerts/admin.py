@@ -128,6 +128,7 @@ class WebhookDeliveryAdmin(StoreScopedAdmin):
     search_fields = ["topic", "id", "endpoint__url"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     actions = ["redeliver"]
+    manage_perm = Perm.MANAGE_WEBHOOKS  # no add, no change: deleting the log (and with its endpoint)
 
     def has_add_permission(self, request):
         return False

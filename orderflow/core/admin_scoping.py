@@ -257,6 +257,9 @@ class PlatformOnlyAdmin:
     def has_delete_permission(self, request, obj=None):
         return _is_platform_staff(request) and super().has_delete_permission(request, obj)
 
+    def get_actions(self, request):
+        return super().get_actions(request) if _is_platform_staff(request) else {}
+
 
 def make_platform_only(site: admin.AdminSite, app_labels: tuple[str, ...]) -> None:
     """Re-register every admin of these apps (auth, django_celery_beat) as platform staff's only,
