@@ -14,6 +14,7 @@ import functools
 
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.http import Http404
 
@@ -42,7 +43,7 @@ def _is_store_scoped(model) -> bool:
         return True
     try:
         field = model._meta.get_field("store")
-    except Exception:  # noqa: BLE001 — FieldDoesNotExist: not a store's row
+    except FieldDoesNotExist:
         return False
     return getattr(field, "related_model", None) is Store
 

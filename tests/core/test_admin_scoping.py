@@ -410,6 +410,15 @@ def test_foreign_key_and_filter_choices_are_the_users_stores(client, store, othe
     client.force_login(operator)
     page = client.get(url(Product))
     assert b"store-a" in page.content and b"store-b" not in page.content  # the store filter's choices
+    assert client.get(url(WebhookEndpoint, "add/")).status_code == 403  # operators manage no webhooks
+    client.force_login(member(store, Role.OWNER))
+    form = client.get(url(WebhookEndpoint, "add/")).context["adminform"].form
+    assert list(form.fields["store"].queryset) == [store]
+    refused = client.post(
+        url(WebhookEndpoint, "add/"),
+        {"store": other_store.pk, "url": "https://hooks.example.com/x", "topics": '["*"]', "active": "on"},
+    )
+    assert refused.status_code == 200 and not WebhookEndpoint.all_stores.exists()
 
 
 def test_a_second_store_of_the_same_user_is_visible_with_its_own_rights(client, store):
