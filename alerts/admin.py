@@ -4,8 +4,9 @@ shown once, in the success message after creation) and the read-only delivery lo
 from django import forms
 from django.contrib import admin, messages
 
-from orderflow.core.admin import StoreScopedAdmin
+from orderflow.core.admin_scoping import StoreScopedAdmin
 from orderflow.core.errors import DomainError
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import services, webhooks
@@ -49,11 +50,11 @@ class AlertAdmin(StoreScopedAdmin):
         if refused:
             self.message_user(request, f"{refused} alert(s) could not be {verb.lower()}.", messages.WARNING)
 
-    @admin.action(description="Acknowledge selected alerts")
+    @admin.action(description="Acknowledge selected alerts", permissions=["manage_alerts"])
     def acknowledge(self, request, queryset):
         self._apply(request, queryset, services.acknowledge, "Acknowledged")
 
-    @admin.action(description="Resolve selected alerts")
+    @admin.action(description="Resolve selected alerts", permissions=["manage_alerts"])
     def resolve(self, request, queryset):
         self._apply(request, queryset, services.resolve, "Resolved")
 
@@ -85,6 +86,7 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(StoreScopedAdmin):
     form = WebhookEndpointForm
+    manage_perm = Perm.MANAGE_WEBHOOKS
     list_display = ["url", "store", "topics", "active", "created_at"]
     list_filter = ["active", "store"]
     search_fields = ["url", "description"]
@@ -112,6 +114,11 @@ class WebhookEndpointAdmin(StoreScopedAdmin):
     def delete_model(self, request, obj):
         webhooks.delete_endpoint(store=obj.store, endpoint=obj)
 
+    def delete_queryset(self, request, queryset):
+        """The bulk delete action too goes through the service (its cache invalidation)."""
+        for endpoint in queryset.select_related("store"):
+            self.delete_model(request, endpoint)
+
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(StoreScopedAdmin):
@@ -121,6 +128,7 @@ class WebhookDeliveryAdmin(StoreScopedAdmin):
     search_fields = ["topic", "id", "endpoint__url"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     actions = ["redeliver"]
+    manage_perm = Perm.MANAGE_WEBHOOKS  # no add, no change: deleting the log (and with its endpoint)
 
     def has_add_permission(self, request):
         return False
@@ -128,7 +136,7 @@ class WebhookDeliveryAdmin(StoreScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Redeliver selected deliveries")
+    @admin.action(description="Redeliver selected deliveries", permissions=["manage_webhooks"])
     def redeliver(self, request, queryset):
         n = 0
         for delivery in queryset.select_related("store"):

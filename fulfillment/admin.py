@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from orderflow.core.admin import StoreScopedAdmin
+from orderflow.core.admin_scoping import StoreScopedAdmin, StoreScopedInline
 from orderflow.core.errors import DomainError
 
 from . import delivery, services
@@ -24,7 +24,7 @@ def _run(modeladmin, request, queryset, step) -> None:
         modeladmin.message_user(request, "Refused — " + "; ".join(refused), messages.WARNING)
 
 
-class FulfillmentLineInline(admin.TabularInline):
+class FulfillmentLineInline(StoreScopedInline, admin.TabularInline):
     model = FulfillmentLine
     extra = 0
     fields = ["sku", "name", "quantity", "picked"]
@@ -35,7 +35,7 @@ class FulfillmentLineInline(admin.TabularInline):
         return False
 
 
-class ShipmentInline(admin.StackedInline):
+class ShipmentInline(StoreScopedInline, admin.StackedInline):
     model = Shipment
     extra = 0
     fields = [
@@ -75,13 +75,13 @@ class FulfillmentAdmin(StoreScopedAdmin):
     def has_add_permission(self, request):
         return False  # a fulfillment comes from a paid order, never by hand
 
-    @admin.action(description="Pick every line")
+    @admin.action(description="Pick every line", permissions=["manage_fulfillment"])
     def pick_all(self, request, queryset):
         _run(
             self, request, queryset, lambda f, actor: services.pick(store=f.store, fulfillment=f, actor=actor)
         )
 
-    @admin.action(description="Pack (one parcel, estimated weight)")
+    @admin.action(description="Pack (one parcel, estimated weight)", permissions=["manage_fulfillment"])
     def pack_one_parcel(self, request, queryset):
         def step(f, actor):
             units = sum(line.quantity for line in f.lines.all())
@@ -95,11 +95,11 @@ class FulfillmentAdmin(StoreScopedAdmin):
 
         _run(self, request, queryset, step)
 
-    @admin.action(description="Mark ready to ship")
+    @admin.action(description="Mark ready to ship", permissions=["manage_fulfillment"])
     def mark_ready(self, request, queryset):
         _run(self, request, queryset, lambda f, a: services.mark_ready(store=f.store, fulfillment=f, actor=a))
 
-    @admin.action(description="Ship with the default carrier")
+    @admin.action(description="Ship with the default carrier", permissions=["manage_fulfillment"])
     def ship_default_carrier(self, request, queryset):
         _run(
             self,
@@ -111,7 +111,7 @@ class FulfillmentAdmin(StoreScopedAdmin):
         )
 
 
-class CarrierEventInline(admin.TabularInline):
+class CarrierEventInline(StoreScopedInline, admin.TabularInline):
     model = CarrierEvent
     extra = 0
     fields = ["event_id", "status", "occurred_at", "received_at", "applied", "ignored_reason", "source"]
@@ -152,14 +152,14 @@ class ShipmentAdmin(StoreScopedAdmin):
 
         _run(self, request, queryset, step)
 
-    @admin.action(description="Advance to the next status")
+    @admin.action(description="Advance to the next status", permissions=["manage_fulfillment"])
     def advance(self, request, queryset):
         self._advance(request, queryset, lambda s: _NEXT.get(s.status))
 
-    @admin.action(description="Report a delivery exception")
+    @admin.action(description="Report a delivery exception", permissions=["manage_fulfillment"])
     def report_exception(self, request, queryset):
         self._advance(request, queryset, lambda s: Shipment.Status.EXCEPTION)
 
-    @admin.action(description="Mark returned to sender")
+    @admin.action(description="Mark returned to sender", permissions=["manage_fulfillment"])
     def mark_returned(self, request, queryset):
         self._advance(request, queryset, lambda s: Shipment.Status.RETURNED)

@@ -7,14 +7,15 @@ from django.contrib import admin, messages
 from django.db.models import F
 from django.shortcuts import render
 
-from orderflow.core.admin import StoreScopedAdmin
+from orderflow.core.admin_scoping import StoreScopedAdmin, StoreScopedInline
 from orderflow.core.errors import DomainError
+from orderflow.core.permissions import Perm
 
 from . import services
 from .models import Product, StockLevel, StockMovement
 
 
-class StockLevelInline(admin.StackedInline):
+class StockLevelInline(StoreScopedInline, admin.StackedInline):
     model = StockLevel
     can_delete = False
     extra = 0
@@ -91,6 +92,7 @@ def _restock_action(modeladmin, request, queryset, product_of):
 
 @admin.register(Product)
 class ProductAdmin(StoreScopedAdmin):
+    manage_perm = Perm.MANAGE_STOCK
     list_display = ["sku", "name", "store", "price", "currency", "active", "on_hand", "reserved", "available"]
     list_filter = ["active", LowStockFilter, "store"]
     search_fields = ["sku", "name"]
@@ -121,13 +123,14 @@ class ProductAdmin(StoreScopedAdmin):
     def available(self, obj):
         return obj.stock.available
 
-    @admin.action(description="Restock +N (through the stock service)", permissions=["change"])
+    @admin.action(description="Restock +N (through the stock service)", permissions=["manage_stock"])
     def restock_selected(self, request, queryset):
         return _restock_action(self, request, queryset.select_related("store"), lambda p: p)
 
 
 @admin.register(StockLevel)
 class StockLevelAdmin(StoreScopedAdmin):
+    manage_perm = Perm.MANAGE_STOCK
     list_display = [
         "sku",
         "name",
@@ -185,7 +188,7 @@ class StockLevelAdmin(StoreScopedAdmin):
     def is_low(self, obj):
         return obj.is_low
 
-    @admin.action(description="Restock +N (through the stock service)", permissions=["change"])
+    @admin.action(description="Restock +N (through the stock service)", permissions=["manage_stock"])
     def restock_selected(self, request, queryset):
         return _restock_action(
             self, request, queryset.select_related("product", "product__store"), lambda lv: lv.product

@@ -5,14 +5,14 @@ calls `cancel_order` like the API does."""
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from orderflow.core.admin import StoreScopedAdmin
+from orderflow.core.admin_scoping import StoreScopedAdmin, StoreScopedInline
 from orderflow.core.errors import DomainError
 
 from . import selectors, services
 from .models import IdempotencyRecord, Order, OrderItem
 
 
-class OrderItemInline(admin.TabularInline):
+class OrderItemInline(StoreScopedInline, admin.TabularInline):
     model = OrderItem
     extra = 0
     fields = ["sku", "name", "quantity", "unit_price", "line_total"]
@@ -99,7 +99,7 @@ class OrderAdmin(StoreScopedAdmin):
             rows,
         )
 
-    @admin.action(description="Cancel selected orders")
+    @admin.action(description="Cancel selected orders", permissions=["manage_orders"])
     def cancel_selected(self, request, queryset):
         done, refused = 0, []
         actor = request.user.get_username()

@@ -3,13 +3,13 @@ through the gateway and the services (an edited status here would lie about the 
 
 from django.contrib import admin, messages
 
-from orderflow.core.admin import StoreScopedAdmin
+from orderflow.core.admin_scoping import StoreScopedAdmin, StoreScopedInline
 
 from . import tasks
 from .models import Payment, PaymentAttempt
 
 
-class PaymentAttemptInline(admin.TabularInline):
+class PaymentAttemptInline(StoreScopedInline, admin.TabularInline):
     model = PaymentAttempt
     extra = 0
     can_delete = False
@@ -44,7 +44,7 @@ class PaymentAdmin(StoreScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Refund selected payments (succeeded ones only)")
+    @admin.action(description="Refund selected payments (succeeded ones only)", permissions=["manage_orders"])
     def refund_selected(self, request, queryset):
         queued = 0
         for payment in queryset.filter(status=Payment.Status.SUCCEEDED):

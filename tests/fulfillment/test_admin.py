@@ -1,7 +1,6 @@
 """The admin's fulfillment and shipment pages, and their actions calling the services."""
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from fulfillment.models import Fulfillment, Shipment
 from tests.factories import make_store, make_user
@@ -77,13 +76,8 @@ def test_admin_advances_a_shipment_and_reports_exceptions(staff, store):
 def test_store_operator_sees_only_their_stores_fulfillments(client, store):
     other = make_store("store-c")
     mine, theirs = started(store), started(other)
-    user = make_user(store=store)
-    user.user_permissions.add(Permission.objects.get(codename="view_fulfillment"))
-    client.force_login(user)
+    client.force_login(make_user(store=store))  # staff, operator of store A, no Django model perms
     r = client.get("/admin/fulfillment/fulfillment/")
     assert r.status_code == 200
     assert [o.pk for o in r.context["cl"].result_list] == [mine.pk]
-    assert (
-        client.get(f"/admin/fulfillment/fulfillment/{theirs.pk}/change/", follow=True).context.get("original")
-        is None
-    )
+    assert client.get(f"/admin/fulfillment/fulfillment/{theirs.pk}/change/").status_code == 404

@@ -70,14 +70,9 @@ def test_restock_action_from_stock_levels(admin_client, store):
 
 
 def test_operator_sees_only_their_stores_products(client, store, other_store):
-    from dashboard.management.commands.seed import Command as Seed
-
-    group = Seed().operator_group()  # the seed's operator permissions
     make_product(store, "MINE", stock=1)
     make_product(other_store, "THEIRS", stock=1)
-    user = make_user(store=store)
-    user.groups.add(group)
-    client.force_login(user)
+    client.force_login(make_user(store=store))  # the seed's operator: staff, operator role, no model perms
     r = client.get("/admin/inventory/product/")
     assert r.status_code == 200
     assert b"MINE" in r.content and b"THEIRS" not in r.content

@@ -1,10 +1,12 @@
 """`manage.py seed [--reset] [--orders N]` — demo data a new install can be explored with.
 
 Two demo stores with realistic catalogues (a few products already low on stock), an operator
-user per store and one API key per store (printed once, when it is created). Idempotent: a re-run
-adds only what is missing and leaves existing stock, users and keys alone. `--reset` deletes the
-demo stores (and everything in them) and their operators first. `--orders N` places N orders per
-store through the real order service, as a checkout would.
+user per store (staff, with the operator role in that store: what they see and may do in the admin
+and the dashboard follows from the role, orderflow/core/permissions.py) and one API key per store
+(printed once, when it is created). Idempotent: a re-run adds only what is missing and leaves
+existing stock, users and keys alone. `--reset` deletes the demo stores (and everything in them)
+and their operators first. `--orders N` places N orders per store through the real order service,
+as a checkout would.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import F
@@ -26,12 +27,8 @@ from inventory.models import Product
 from orderflow.core.errors import DomainError
 from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key, use_store
 
-OPERATOR_GROUP = "Store operators"
 SEED_KEY_NAME = "seed"
 DEFAULT_OPERATOR_PASSWORD = "orderflow-demo"
-# Operators see the order flow and run the stock desk; what they may change is the stock side.
-OPERATOR_VIEW_APPS = ("inventory", "orders", "payments", "fulfillment", "alerts", "core")
-OPERATOR_CHANGE_MODELS = (("inventory", "product"), ("inventory", "stocklevel"))
 
 FIRST_NAMES = ["Ada", "Grace", "Alan", "Margaret", "Linus", "Hedy", "Tim", "Barbara", "Ken", "Frances"]
 LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Hamilton", "Torvalds", "Lamarr", "Berners-Lee", "Liskov"]
@@ -76,12 +73,11 @@ class Command(BaseCommand):
         if opts["reset"]:
             self.reset()
         password = os.environ.get("DEMO_OPERATOR_PASSWORD") or DEFAULT_OPERATOR_PASSWORD
-        group = self.operator_group()
         summary = []
         for demo in DEMO_STORES:
             store, created = self.store(demo)
             added = self.catalogue(store, demo)
-            login = self.operator(store, group, password)
+            login = self.operator(store, password)
             key_line = self.api_key(store)
             placed = self.orders(store, opts["orders"]) if opts["orders"] else None
             summary.append((store, created, added, login, key_line, placed))
@@ -130,19 +126,9 @@ class Command(BaseCommand):
             bar.advance()
         return len(missing)
 
-    def operator_group(self) -> Group:
-        group, _ = Group.objects.get_or_create(name=OPERATOR_GROUP)
-        perms = Permission.objects.filter(
-            content_type__app_label__in=OPERATOR_VIEW_APPS, codename__startswith="view_"
-        )
-        change = [
-            Permission.objects.filter(content_type__app_label=app, codename=f"change_{model}").first()
-            for app, model in OPERATOR_CHANGE_MODELS
-        ]
-        group.permissions.add(*perms, *[p for p in change if p is not None])
-        return group
-
-    def operator(self, store: Store, group: Group, password: str) -> str:
+    def operator(self, store: Store, password: str) -> str:
+        """A staff user with the operator role in `store`: no Django model permission is given, the
+        role alone decides what the admin shows them (the store's rows) and lets them do."""
         User = get_user_model()
         username = f"{store.slug}-operator"
         user = User.objects.filter(username=username).first()
@@ -155,7 +141,6 @@ class Command(BaseCommand):
         else:
             shown = f"{username} / (unchanged: password set when it was created)"
             self.stdout.write(f"  operator: {username} exists")
-        user.groups.add(group)
         StoreMembership.objects.get_or_create(
             store=store, user=user, defaults={"role": StoreMembership.Role.OPERATOR}
         )
