@@ -75,13 +75,31 @@ def test_owner_patches_settings_and_the_change_is_recorded(owner, store):
     assert owner.get("/api/v1/store").json()["settings"]["order_expiry_minutes"] == 90
 
 
-def test_null_puts_a_setting_back_on_the_default(api, store):
-    store.settings = {"order_expiry_minutes": 5}
+def test_null_puts_any_setting_back_on_the_default(api, store):
+    store.settings = {"order_expiry_minutes": 5, "fraud_amount_limit": "10.00", "fraud_check_enabled": False}
     store.save()
-    r = api.patch("/api/v1/store", {"order_expiry_minutes": None}, format="json")
+    body = {"order_expiry_minutes": None, "fraud_amount_limit": None, "fraud_check_enabled": None}
+    r = api.patch("/api/v1/store", body, format="json")
     assert r.status_code == 200, r.content
     assert _settings(store) == {}
-    assert r.json()["settings"]["order_expiry_minutes"] is None
+    settings = r.json()["settings"]
+    assert settings["order_expiry_minutes"] is None  # follows ORDER_EXPIRY_MINUTES
+    assert settings["fraud_amount_limit"] == "1000.00" and settings["fraud_check_enabled"] is True
+
+
+def test_a_reset_threshold_is_checked_at_its_default(api, store):
+    store.settings = {"fraud_review_threshold": 10, "fraud_reject_threshold": 20}
+    store.save()
+    r = api.patch("/api/v1/store", {"fraud_review_threshold": None}, format="json")  # default 50 > 20
+    assert r.status_code == 400
+    assert "fraud_review_threshold" in r.json()["error"]["fields"]
+    assert _settings(store) == {"fraud_review_threshold": 10, "fraud_reject_threshold": 20}
+
+
+def test_a_bad_list_item_is_named_in_plain_text(api):
+    r = api.patch("/api/v1/store", {"fraud_high_risk_countries": ["KP", "iran"]}, format="json")
+    messages = r.json()["error"]["fields"]["fraud_high_risk_countries"]
+    assert messages and not any("ErrorDetail" in m or "{" in m for m in messages), messages
 
 
 @pytest.mark.parametrize(
