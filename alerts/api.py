@@ -12,6 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import selectors, services, webhooks
@@ -61,6 +62,7 @@ class AlertListView(ListAPIView):
 class _AlertActionView(GenericAPIView):
     serializer_class = AlertSerializer
     service = None
+    write_perm = Perm.MANAGE_ALERTS
 
     def get_queryset(self):
         return selectors.alerts(self.request.store)
@@ -125,6 +127,7 @@ class WebhookListView(ListAPIView):
     """`GET /api/v1/webhooks` (newest first), `POST /api/v1/webhooks` → 201 with the `secret`, once."""
 
     serializer_class = WebhookEndpointSerializer
+    read_perm = write_perm = Perm.MANAGE_WEBHOOKS
 
     def get_queryset(self):
         return selectors.webhook_endpoints(self.request.store)
@@ -143,6 +146,7 @@ class WebhookDetailView(GenericAPIView):
     """`GET|PATCH|DELETE /api/v1/webhooks/<id>` (the secret is never shown again)."""
 
     serializer_class = WebhookEndpointSerializer
+    read_perm = write_perm = Perm.MANAGE_WEBHOOKS
 
     def get_queryset(self):
         return selectors.webhook_endpoints(self.request.store)
@@ -173,6 +177,7 @@ class WebhookDeliveryListView(ListAPIView):
     """`GET /api/v1/webhooks/<id>/deliveries` — the delivery log, newest first; filter `status`."""
 
     serializer_class = WebhookDeliverySerializer
+    read_perm = Perm.MANAGE_WEBHOOKS
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request store
@@ -191,6 +196,7 @@ class WebhookRedeliverView(GenericAPIView):
     """`POST /api/v1/webhooks/<id>/deliveries/<delivery id>/redeliver` → 202: queued again, same id."""
 
     serializer_class = WebhookDeliverySerializer
+    write_perm = Perm.MANAGE_WEBHOOKS
 
     def get_queryset(self):
         return selectors.webhook_deliveries(self.request.store)

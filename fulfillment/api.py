@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orderflow.core.errors import DomainError, NotFound
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import delivery, selectors, services
@@ -179,6 +180,7 @@ class _StepView(generics.GenericAPIView):
     """One warehouse step: validate the body, call the service, answer with the fulfillment."""
 
     serializer_class = FulfillmentNoBodySerializer
+    write_perm = Perm.MANAGE_FULFILLMENT
     # Each step view defines `perform(self, request, fulfillment, data)`: the service call.
 
     def post(self, request, pk: int):

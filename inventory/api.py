@@ -14,6 +14,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from orderflow.core.errors import ValidationFailed
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import selectors, services
@@ -174,6 +175,7 @@ class ProductListView(generics.ListCreateAPIView):
     """The store's catalogue; POST adds a product with its initial stock (catalogue sync)."""
 
     serializer_class = ProductSerializer
+    write_perm = Perm.MANAGE_STOCK
 
     def get_serializer_class(self):
         # The browsable API's form shows what POST accepts, not what GET returns.
@@ -210,6 +212,7 @@ class ProductDetailView(generics.GenericAPIView):
     """One product; PATCH changes name, description, price, active, threshold, lead time."""
 
     serializer_class = ProductSerializer
+    write_perm = Perm.MANAGE_STOCK
 
     def get_serializer_class(self):
         return ProductPatchSerializer if self.request.method == "PATCH" else ProductSerializer
@@ -297,6 +300,7 @@ class RestockView(generics.GenericAPIView):
     """Goods arrived: on_hand grows by `quantity` (1..1,000,000), with a ledger row."""
 
     serializer_class = RestockSerializer
+    write_perm = Perm.MANAGE_STOCK
 
     @extend_schema(request=RestockSerializer, responses=StockLevelSerializer)
     def post(self, request, sku: str):
@@ -311,6 +315,7 @@ class AdjustView(generics.GenericAPIView):
     """A count correction: on_hand moves by `delta`, never below what is reserved (409)."""
 
     serializer_class = AdjustSerializer
+    write_perm = Perm.MANAGE_STOCK
 
     @extend_schema(request=AdjustSerializer, responses=StockLevelSerializer)
     def post(self, request, sku: str):

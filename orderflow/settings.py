@@ -275,7 +275,7 @@ IDEMPOTENCY_FINGERPRINT_KEY = env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orderflow.core.tenancy.StoreAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["orderflow.core.tenancy.HasStoreAccess"],
+    "DEFAULT_PERMISSION_CLASSES": ["orderflow.core.permissions.HasStorePermission"],
     "DEFAULT_THROTTLE_CLASSES": ["orderflow.core.tenancy.StoreKeyThrottle"],
     "DEFAULT_THROTTLE_RATES": {"store_key": API_THROTTLE_RATE},
     "DEFAULT_RENDERER_CLASSES": [

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from inventory.selectors import catalogue_for_skus
 from orderflow.core.errors import DomainError, ValidationFailed, flatten_fields
 from orderflow.core.events import Event
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import idempotency, legacy, selectors, services, validation
@@ -323,6 +324,7 @@ class OrderListCreateView(generics.ListAPIView):
 
     serializer_class = OrderOut
     parser_classes = [JSONParser]
+    write_perm = Perm.PLACE_ORDERS
 
     def get_serializer_class(self):
         if self.request is not None and self.request.method == "POST":
@@ -374,6 +376,7 @@ class OrderCancelView(generics.GenericAPIView):
     """Cancel until shipped; cancelling twice answers 200 and changes nothing."""
 
     serializer_class = CancelIn
+    write_perm = Perm.MANAGE_ORDERS
 
     @extend_schema(request=CancelIn, responses={200: OrderOut, 404: ERROR, 409: ERROR})
     def post(self, request, order_id: str):
@@ -422,6 +425,7 @@ class LegacyOrderView(APIView):
     intake; errors come back under the legacy names; `order_ref` is the key when no header."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    write_perm = Perm.PLACE_ORDERS
 
     def get_serializer(self, *args, **kwargs):  # the browsable API's form
         return LegacyOrderSerializer(*args, **kwargs)

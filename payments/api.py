@@ -13,6 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from orderflow.core.errors import NotFound
+from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 from orders import selectors as order_selectors
 from orders.representation import OrderOut
@@ -57,6 +58,7 @@ class OrderApproveView(GenericAPIView):
     """`POST /api/v1/orders/<id>/approve` — release an order held for fraud review to payment."""
 
     serializer_class = OrderOut
+    write_perm = Perm.MANAGE_ORDERS
 
     @extend_schema(request=None, responses=OrderOut)
     def post(self, request, order_id):
@@ -70,6 +72,7 @@ class OrderRejectView(GenericAPIView):
     its reserved stock is released."""
 
     serializer_class = RejectIn
+    write_perm = Perm.MANAGE_ORDERS
 
     @extend_schema(request=RejectIn, responses=OrderOut)
     def post(self, request, order_id):

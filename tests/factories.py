@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 
 from inventory.models import Product, StockLevel, StockMovement
-from orderflow.core.tenancy import Store, StoreMembership, create_api_key
+from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key
 
 
 def make_store(slug: str | None = None, **kw) -> Store:
@@ -16,13 +16,19 @@ def make_store(slug: str | None = None, **kw) -> Store:
     return Store.objects.create(slug=slug, name=kw.pop("name", slug.title()), **kw)
 
 
-def make_key(store: Store) -> str:
-    return create_api_key(store=store, name="test")[1]
+def make_key(store: Store, scope: str = ApiKey.Scope.FULL) -> str:
+    return create_api_key(store=store, name="test", scope=scope)[1]
 
 
 def make_user(
-    username: str | None = None, *, store: Store | None = None, superuser: bool = False, password="pw"
+    username: str | None = None,
+    *,
+    store: Store | None = None,
+    superuser: bool = False,
+    password="pw",
+    role: str = StoreMembership.Role.OPERATOR,
 ):
+    """A staff user; with `store`, a member of it in `role` (operator unless said)."""
     User = get_user_model()
     username = username or f"user-{uuid.uuid4().hex[:8]}"
     if superuser:
@@ -34,7 +40,7 @@ def make_user(
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     if store is not None:
-        StoreMembership.objects.create(store=store, user=user)
+        StoreMembership.objects.create(store=store, user=user, role=role)
     return user
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import permissions as drf_permissions
 
-from .errors import Forbidden, NotAuthenticated
+from .errors import Forbidden
 from .tenancy import ApiKey, ApiKeyPrincipal, Store, StoreMembership
 
 
@@ -129,26 +130,40 @@ def request_perms(request: Any) -> frozenset[Perm]:
 
 
 def required_perm(view: Any, method: str) -> Perm | None:
-    """What a view needs for `method`: its `required_perms[method]`, else VIEW for a read and its
-    `write_perm` for a write. None means the view declared nothing for a write."""
+    """What a view needs for `method`: its `required_perms[method]`, else its `read_perm` (VIEW
+    unless declared: webhooks are the owner's even to read) for a read and its `write_perm` for a
+    write. None means the view declared nothing for a write."""
     declared = getattr(view, "required_perms", None) or {}
     if method in declared:
         return declared[method]
     if method in SAFE_METHODS:
-        return Perm.VIEW
+        return getattr(view, "read_perm", None) or Perm.VIEW
     return getattr(view, "write_perm", None)
+
+
+def handles(view: Any, method: str) -> bool:
+    """Does the view implement `method`? (One it does not is DRF's 405, not a permission.)"""
+    name = method.lower()
+    return name in getattr(view, "http_method_names", ()) and hasattr(view, name)
 
 
 class HasStorePermission(drf_permissions.BasePermission):
     """Every /api/v1 view: the store the middleware resolved, and the permission the view declares
-    for the method. A write on a view that declares none is refused (fail closed)."""
+    for the method. A write on a view that declares none is refused (fail closed).
+
+    Refusals are DRF's own exceptions (the one handler gives them the contract's codes): the
+    browsable API asks this class again to decide which forms to draw and expects those."""
 
     def has_permission(self, request, view) -> bool:
         store = getattr(request._request, "store", None)
         if store is None:
-            raise NotAuthenticated()
-        perm = required_perm(view, request.method)
+            raise drf_exceptions.NotAuthenticated()
+        # A method the view does not implement needs only a reader's access: DRF answers 405.
+        perm = required_perm(view, request.method) if handles(view, request.method) else Perm.VIEW
         if perm is None:
-            raise Forbidden("This action declares no permission, so nobody may use it.")
-        require(request.user, store, perm, held=request_perms(request))
+            raise drf_exceptions.PermissionDenied("This action declares no permission, so nobody may use it.")
+        try:
+            require(request.user, store, perm, held=request_perms(request))
+        except Forbidden as exc:
+            raise drf_exceptions.PermissionDenied(exc.message) from None
         return True

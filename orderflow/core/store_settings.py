@@ -20,15 +20,26 @@ from .tenancy import Store
 class StoreSettingsSerializer(serializers.Serializer):
     """Every setting an owner may change, with its bounds. All optional: a PATCH names what changes."""
 
-    fraud_check_enabled = serializers.BooleanField(required=False, help_text="Screen orders before payment.")
+    fraud_check_enabled = serializers.BooleanField(
+        required=False, allow_null=True, help_text="Screen orders before payment."
+    )
     fraud_review_threshold = serializers.IntegerField(
-        required=False, min_value=0, max_value=100, help_text="Risk score that holds an order for review."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=100,
+        help_text="Risk score that holds an order for review.",
     )
     fraud_reject_threshold = serializers.IntegerField(
-        required=False, min_value=0, max_value=100, help_text="Risk score from which an order is rejected."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=100,
+        help_text="Risk score from which an order is rejected.",
     )
     fraud_amount_limit = serializers.DecimalField(
         required=False,
+        allow_null=True,
         max_digits=12,
         decimal_places=2,
         min_value=0,
@@ -37,6 +48,7 @@ class StoreSettingsSerializer(serializers.Serializer):
     )
     fraud_high_risk_countries = serializers.ListField(
         required=False,
+        allow_null=True,
         child=serializers.RegexField(r"^[A-Z]{2}$", max_length=2),
         max_length=250,
         help_text="ISO 3166-1 alpha-2 codes whose shipping addresses add to the risk score.",
@@ -55,8 +67,11 @@ class StoreSettingsSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         store: Store | None = self.context.get("store")
 
-        def value(name: str) -> Any:
-            return attrs[name] if name in attrs else (store.setting(name) if store else None)
+        def value(name: str) -> Any:  # what the setting will be after this change
+            if name in attrs:
+                given = attrs[name]
+                return Store.DEFAULT_SETTINGS.get(name) if given is None else given
+            return store.setting(name) if store else Store.DEFAULT_SETTINGS.get(name)
 
         review, reject = value("fraud_review_threshold"), value("fraud_reject_threshold")
         if review is not None and reject is not None and int(review) > int(reject):

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import models
 from django.db import utils as db
 from django.utils import timezone
-from rest_framework import authentication, permissions, throttling
+from rest_framework import authentication, throttling
 
 from .errors import (
     Forbidden,
@@ -368,15 +368,6 @@ class StoreAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
-
-
-class HasStoreAccess(permissions.BasePermission):
-    """Every /api/v1 view needs the store the middleware resolved (fail closed)."""
-
-    def has_permission(self, request, view) -> bool:
-        if getattr(request._request, "store", None) is None:
-            raise NotAuthenticated()
-        return True
 
 
 class StoreKeyThrottle(throttling.SimpleRateThrottle):

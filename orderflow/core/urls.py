@@ -1,5 +1,9 @@
 from django.urls import path
 
-from .api import CurrentStoreView
+from . import api
 
-urlpatterns = [path("store", CurrentStoreView.as_view(), name="current-store")]
+urlpatterns = [
+    path("store", api.CurrentStoreView.as_view(), name="current-store"),
+    path("keys", api.ApiKeyListView.as_view(), name="api-key-list"),
+    path("keys/<str:prefix>/revoke", api.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+]
