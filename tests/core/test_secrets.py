@@ -174,3 +174,29 @@ def test_check_deploy_is_clean_with_the_documented_production_settings():
     )
     assert code == 0, output[-3000:]
     assert "no issues" in output
+
+
+# ------------------------------------------------------------------------------- make run
+
+
+def test_make_run_makes_its_secrets_once_privately_and_reuses_them(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_stack", ROOT / "scripts" / "run_stack.py")
+    run_stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_stack)
+    monkeypatch.setattr(run_stack, "SECRETS_FILE", tmp_path / "secrets.env")
+    monkeypatch.setattr(run_stack, "ROOT", tmp_path)  # no .env there
+
+    first: dict[str, str] = {}
+    assert run_stack.install_secrets(first) is True  # made now: the admin password is shown once
+    assert (tmp_path / "secrets.env").stat().st_mode & 0o777 == 0o600
+    assert set(first) == set(NAMES) | {"DJANGO_SUPERUSER_PASSWORD"}
+    made = {**first, "CARRIER_SECRETS": dict(p.split("=", 1) for p in first["CARRIER_SECRETS"].split(","))}
+    secrets.settle(debug=False, **{n: made[n] for n in NAMES})  # every one good enough for production
+
+    again: dict[str, str] = {"SECRET_KEY": "exported-by-the-developer-and-long"}
+    assert run_stack.install_secrets(again) is False  # reused: API keys and the password keep working
+    assert again["API_KEY_PEPPER"] == first["API_KEY_PEPPER"]
+    assert again["DJANGO_SUPERUSER_PASSWORD"] == first["DJANGO_SUPERUSER_PASSWORD"]
+    assert again["SECRET_KEY"] == "exported-by-the-developer-and-long"  # what the developer set wins
