@@ -34,6 +34,16 @@ N_PRODUCTS = 200
 HUGE_STOCK = 1_000_000  # the services accept at most this per movement
 
 
+# The bench's own secrets: with DEBUG off the settings refuse unset or development ones.
+SECRETS = {
+    "SECRET_KEY": "bench-secret-" + "x" * 40,
+    "API_KEY_PEPPER": "bench-api-key-pepper-0123456789",
+    "CARRIER_SECRETS": "dhl=bench-dhl-carrier-secret,ups=bench-ups-carrier-secret",
+    "CARD_VAULT_KEY": "YmVuY2gtY2FyZC12YXVsdC1rZXktMzItYnl0ZXMtISE=",
+    "IDEMPOTENCY_FINGERPRINT_KEY": "bench-idempotency-fingerprint-key",
+}
+
+
 def say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
@@ -50,8 +60,15 @@ def base_env(**overrides: Any) -> dict[str, str]:
             "REDIS_URL": REDIS_URL,
             "DEBUG": "false",
             "LOG_LEVEL": "WARNING",
-            "SECRET_KEY": "bench-secret-" + "x" * 40,
+            **SECRETS,
+            # plain http on 127.0.0.1
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "SECURE_HSTS_SECONDS": "0",
             "API_THROTTLE_RATE": "100000000/min",
+            "PUBLIC_THROTTLE_RATE": "100000000/min",
+            "CARRIER_THROTTLE_RATE": "100000000/min",
             "FULFILLMENT_AUTOPILOT": "1",
             "FULFILLMENT_AUTOPILOT_STEP_SECONDS": "0",
             "CARRIER_SIMULATOR": "0",

@@ -23,6 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
+from bench.common import SECRETS  # noqa: E402
+
+for _name, _value in SECRETS.items():  # with DEBUG off the settings refuse to start without them
+    os.environ.setdefault(_name, _value)
 
 import django  # noqa: E402
 

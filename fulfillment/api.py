@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from orderflow.core.errors import DomainError, NotFound
 from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
+from orderflow.core.throttles import CarrierThrottle
 
 from . import delivery, selectors, services
 from .models import Fulfillment, FulfillmentLine, Shipment
@@ -249,7 +250,7 @@ class CarrierWebhookView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes: list = []
+    throttle_classes = [CarrierThrottle]
     parser_classes = [JSONParser]
     serializer_class = CarrierUpdateSerializer
 

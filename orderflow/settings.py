@@ -5,10 +5,13 @@ whatever Redis `make run` found or started. Production (DATABASE_URL=postgres://
 redis://...): what CI tests and what the README documents for scaling out.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from kombu import Queue
+
+from orderflow.core import secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -17,7 +20,33 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-" + "x" * 32)
+
+# --- secrets ------------------------------------------------------------------------------------
+# No defaults: with DEBUG off an unset or development value stops every process right here
+# (orderflow/core/secrets.py, the one check); with DEBUG on an unset one takes a development value.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+# Keyed hash of API keys. Its own setting, never SECRET_KEY: rotating that must not void every key.
+API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="")
+# carrier=secret pairs: the HMAC secret of each carrier's signed webhook.
+CARRIER_SECRETS = env.dict("CARRIER_SECRETS", default={})
+# Fernet key(s) of the card vault, comma-separated for rotation (the first encrypts).
+CARD_VAULT_KEY = env.str("CARD_VAULT_KEY", default="")
+# HMAC key of the idempotency fingerprint.
+IDEMPOTENCY_FINGERPRINT_KEY = env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
+_settled = secrets.settle(
+    debug=DEBUG,
+    SECRET_KEY=SECRET_KEY,
+    API_KEY_PEPPER=API_KEY_PEPPER,
+    CARRIER_SECRETS=CARRIER_SECRETS,
+    CARD_VAULT_KEY=CARD_VAULT_KEY,
+    IDEMPOTENCY_FINGERPRINT_KEY=IDEMPOTENCY_FINGERPRINT_KEY,
+)
+SECRET_KEY = _settled["SECRET_KEY"]
+API_KEY_PEPPER = _settled["API_KEY_PEPPER"]
+CARRIER_SECRETS = _settled["CARRIER_SECRETS"]
+CARD_VAULT_KEY = _settled["CARD_VAULT_KEY"]
+IDEMPOTENCY_FINGERPRINT_KEY = _settled["IDEMPOTENCY_FINGERPRINT_KEY"]
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list(
     "CSRF_TRUSTED_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]
@@ -38,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "axes",
     "orderflow.core",
     "inventory",
     "orders",
@@ -59,6 +89,7 @@ MIDDLEWARE = [
     "orderflow.core.tenancy.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its 429
 ]
 
 ROOT_URLCONF = "orderflow.urls"
@@ -248,7 +279,6 @@ FULFILLMENT_AUTOPILOT_STEP_SECONDS = env.float("FULFILLMENT_AUTOPILOT_STEP_SECON
 CARRIER_SIMULATOR = env.bool("CARRIER_SIMULATOR", default=False)
 CARRIER_STEP_SECONDS = env.float("CARRIER_STEP_SECONDS", default=10.0)
 CARRIER_EXCEPTION_RATE = env.float("CARRIER_EXCEPTION_RATE", default=0.05)
-CARRIER_SECRETS = env.dict("CARRIER_SECRETS", default={"dhl": "dhl-dev-secret", "ups": "ups-dev-secret"})
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
 # The stuck-order reconciler (payments.reconciler): an order that has not moved for this long is
@@ -267,17 +297,23 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # --- API ----------------------------------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
-API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="20000/min")
-API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="") or SECRET_KEY
-# Keys for card data at rest (see orderflow/core/vault.py); empty = derived from SECRET_KEY.
-CARD_VAULT_KEY = env.str("CARD_VAULT_KEY", default="")
-IDEMPOTENCY_FINGERPRINT_KEY = env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
+# Per store and credential (API key or session user): 20 requests a second sustained, in the range
+# of what Shopify and Stripe allow a store; a store that needs more raises it.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/min")
+# Per client IP (REMOTE_ADDR: behind a proxy, have the server set it from the proxy's header) on the
+# endpoints that take no credentials: the shopper's tracking (API and page) and carrier webhooks.
+PUBLIC_THROTTLE_RATE = env.str("PUBLIC_THROTTLE_RATE", default="120/min")
+CARRIER_THROTTLE_RATE = env.str("CARRIER_THROTTLE_RATE", default="600/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orderflow.core.tenancy.StoreAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["orderflow.core.permissions.HasStorePermission"],
     "DEFAULT_THROTTLE_CLASSES": ["orderflow.core.tenancy.StoreKeyThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"store_key": API_THROTTLE_RATE},
+    "DEFAULT_THROTTLE_RATES": {
+        "store_key": API_THROTTLE_RATE,
+        "public_ip": PUBLIC_THROTTLE_RATE,
+        "carrier_ip": CARRIER_THROTTLE_RATE,
+    },
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -311,8 +347,24 @@ SPECTACULAR_SETTINGS = {
 
 # --- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling and lockout (django-axes) on every login form (the admin's, which the dashboard
+# uses too): after LOGIN_FAILURE_LIMIT wrong passwords for one username from one IP, that pair is
+# refused (429) for LOGIN_COOLOFF_MINUTES; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are what count; no row per successful login
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # as everywhere else: never a client's header
 LOGIN_URL = "/admin/login/"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -331,6 +383,17 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS. Secure by default with DEBUG off (`manage.py check --deploy` is clean); `make run`, the
+# tests and the benchmarks serve plain http on localhost and turn these off explicitly.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes come over plain http from inside
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (only if the proxy always sets it).
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
 

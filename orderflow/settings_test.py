@@ -28,6 +28,21 @@ os.environ.setdefault("WEBHOOK_MAX_RETRIES", "3")
 os.environ.setdefault("WEBHOOK_RETRY_BACKOFF", "0.1")
 os.environ.setdefault("WEBHOOK_RETRY_BACKOFF_MAX", "0.5")
 os.environ.setdefault("DASHBOARD_SOCKET_RECHECK_SECONDS", "0.5")
+# DEBUG is off here as in production, so the secrets must be real-looking: these are the suite's
+# own (not the development values, which orderflow/core/secrets.py refuses with DEBUG off).
+os.environ.setdefault("SECRET_KEY", "test-suite-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("API_KEY_PEPPER", "test-suite-api-key-pepper-0123456789")
+os.environ.setdefault("CARRIER_SECRETS", "dhl=test-suite-dhl-carrier-key,ups=test-suite-ups-carrier-key")
+os.environ.setdefault("CARD_VAULT_KEY", "dGVzdC1zdWl0ZS1jYXJkLXZhdWx0LWtleS0zMmJ5dGU=")
+os.environ.setdefault("IDEMPOTENCY_FINGERPRINT_KEY", "test-suite-idempotency-fingerprint-key")
+# Plain http on localhost (the test client, the integration servers).
+for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+    os.environ.setdefault(_name, "false")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+# Tests that run many requests must not meet the edge limits; the limit tests lower them.
+os.environ.setdefault("API_THROTTLE_RATE", "20000/min")
+os.environ.setdefault("PUBLIC_THROTTLE_RATE", "100000/min")
+os.environ.setdefault("CARRIER_THROTTLE_RATE", "100000/min")
 
 from .settings import *  # noqa: E402,F403
 

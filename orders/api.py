@@ -22,6 +22,7 @@ from orderflow.core.errors import DomainError, ValidationFailed, flatten_fields
 from orderflow.core.events import Event
 from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
+from orderflow.core.throttles import PublicThrottle
 
 from . import idempotency, legacy, selectors, services, validation
 from .cards import digits_only, luhn_valid
@@ -411,6 +412,7 @@ class PublicTrackingView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [PublicThrottle]
 
     @extend_schema(responses={200: TrackingOut, 404: ERROR}, auth=[])
     def get(self, request, token: str):

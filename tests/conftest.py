@@ -44,10 +44,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The suite empties its Redis database (FLUSHDB at the start, and Django's cache.clear() before
+# every test), so it only ever empties one it made: empty, or carrying this key, which it sets.
+TEST_REDIS_MARKER = "orderflow:test-suite-db"
+
+
+class ForeignRedisDatabase(Exception):
+    """REDIS_URL names a Redis database the suite did not make: it must not be emptied."""
+
+
+def claim_test_redis(url: str) -> redis.Redis:
+    """Empty the test Redis database and mark it as the suite's — or refuse, touching nothing, when
+    it is db 0 (`make run`'s) or holds keys without the suite's marker (someone else's data)."""
+    client = redis.Redis.from_url(url)
+    db = int(client.connection_pool.connection_kwargs.get("db") or 0)
+    advice = (
+        "Point REDIS_URL at a Redis database of the tests' own (e.g. redis://127.0.0.1:6379/9, the "
+        "default of `make test`); the suite empties it at every run. Never db 0, which `make run` uses."
+    )
+    if db == 0:
+        raise ForeignRedisDatabase(f"Refusing to run the tests on Redis db 0 ({url}). {advice}")
+    if client.dbsize() and not client.exists(TEST_REDIS_MARKER):
+        raise ForeignRedisDatabase(
+            f"Refusing to empty Redis db {db} ({url}): it holds keys and is not marked as the test "
+            f"suite's ({TEST_REDIS_MARKER}). {advice} If that database is indeed the tests' and may be "
+            f"emptied, run `redis-cli -n {db} FLUSHDB` once."
+        )
+    empty_test_redis(client)
+    return client
+
+
+def empty_test_redis(client: redis.Redis) -> None:
+    """FLUSHDB, then the marker again: the next run knows the database for the suite's."""
+    client.flushdb()
+    client.set(TEST_REDIS_MARKER, "the orderflow test suite empties this database at every run")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_redis():
     """Each run starts with an empty test Redis database (queues, cache, breaker, channels)."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    try:
+        claim_test_redis(settings.REDIS_URL)
+    except ForeignRedisDatabase as exc:
+        pytest.exit(str(exc), returncode=3)
     yield
 
 
@@ -55,7 +94,8 @@ def _clean_test_redis():
 def _clear_cache():
     from django.core.cache import cache
 
-    cache.clear()
+    # what cache.clear() does (FLUSHDB), keeping the marker
+    empty_test_redis(cache._cache.get_client(write=True))
     yield
 
 

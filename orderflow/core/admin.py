@@ -16,7 +16,7 @@ from .tenancy import ApiKey, Store, StoreMembership, create_api_key, revoke_api_
 
 __all__ = ["StoreScopedAdmin", "StoreScopedInline"]
 
-make_platform_only(admin.site, ("auth", "django_celery_beat"))
+make_platform_only(admin.site, ("auth", "django_celery_beat", "axes"))  # lockouts: IPs of every store
 
 
 class MembershipInline(StoreScopedInline, admin.TabularInline):

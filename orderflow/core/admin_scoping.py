@@ -263,7 +263,7 @@ class PlatformOnlyAdmin:
 
 
 def make_platform_only(site: admin.AdminSite, app_labels: tuple[str, ...]) -> None:
-    """Re-register every admin of these apps (auth, django_celery_beat) as platform staff's only,
+    """Re-register every admin of these apps (auth, django_celery_beat, axes) as platform staff's only,
     keeping the admin class the app registered."""
     for model, model_admin in list(site._registry.items()):
         if model._meta.app_label not in app_labels or isinstance(model_admin, PlatformOnlyAdmin):

@@ -215,6 +215,53 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
+class _BodyTooBig(Exception):
+    pass
+
+
+class ASGIBodySizeLimit:
+    """The same limit on the byte stream itself, in front of Django (orderflow/asgi.py).
+
+    Django's ASGI handler reads the whole body into a spooled file (memory, then disk) before any
+    middleware runs, and a chunked body has no Content-Length to judge first. Here a declared length
+    over the limit is refused before a byte is read, and the bytes are counted as the server hands
+    them over: past the limit the rest is never read (413)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return await self._refuse(send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooBig
+            return message
+
+        try:
+            return await self.app(scope, counted_receive, send)
+        except _BodyTooBig:  # raised while Django reads the body: nothing was answered yet
+            return await self._refuse(send)
+
+    @staticmethod
+    async def _refuse(send):
+        body = JsonResponse(error_body("payload_too_large", _too_big_message())).content
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def handler404(request, exception=None):
     if _is_api(request.path):
         return error_response("not_found", "Not found.", 404)

@@ -36,3 +36,24 @@ def test_readyz_is_503_naming_the_broker_when_it_is_down(client, settings):
 def test_schema_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_readyz_names_the_failing_dependency_but_never_the_driver_error(client, monkeypatch, caplog):
+    """A driver's error text carries the host and the user: it goes to the log, not the body."""
+    from orderflow.core import health
+
+    leak = 'connection to server at "db.internal.example" (10.1.2.3), port 5432 failed: user "orderflow_rw"'
+
+    def broken():
+        raise OSError(leak)
+
+    monkeypatch.setitem(health.CHECKS, "database", broken)
+    with caplog.at_level("ERROR", logger="orderflow.core.health"):
+        r = client.get("/readyz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["checks"] == {"database": "down", "broker": "ok"}
+    assert body["error"] == {"code": "not_ready", "message": "Down: database."}
+    for secret in ("db.internal.example", "10.1.2.3", "orderflow_rw", "5432"):
+        assert secret not in r.content.decode()
+    assert leak in caplog.text  # the operator still sees what broke

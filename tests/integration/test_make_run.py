@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from orderflow.core.secrets import DEVELOPMENT_VALUES
 from tests.conftest import ROOT, free_port, wait_until
 
 
@@ -25,11 +26,9 @@ def _status(url: str) -> int:
 def test_make_run_serves_readyz_and_ctrl_c_stops_every_process():
     tmp = tempfile.mkdtemp(prefix="of-make-run-")
     web, gw = free_port(), free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
-    }
+    # nothing of the test settings: make run brings its own secrets (var/secrets.env) and http switches
+    own = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", *DEVELOPMENT_VALUES}
+    env = {k: v for k, v in os.environ.items() if k not in own and "SECURE" not in k}
     env.update(
         SQLITE_PATH=os.path.join(tmp, "orderflow.sqlite3"),
         EMBEDDED_REDIS="1",
