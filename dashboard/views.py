@@ -47,6 +47,7 @@ from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.idempotency import fingerprint
 from orders.models import Order
+from payments import retry as payment_retry
 from payments import selectors as payment_selectors
 from payments import services as payment_services
 
@@ -395,6 +396,14 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
             store=c.store, order_id=c.order.pk, actor=c.actor, reason=c.reason
         ),
         "Rejected.",
+    ),
+    "retry_payment": OrderAction(
+        Perm.MANAGE_ORDERS,
+        lambda o, f: payment_retry.can_retry(o),
+        lambda c: payment_retry.retry_payment(
+            store=c.store, order_id=c.order.pk, actor=c.actor, requested_by=c.actor
+        ),
+        "Payment retried with the same card: stock reserved again, on to fraud check and payment.",
     ),
     "cancel": OrderAction(
         Perm.MANAGE_ORDERS,

@@ -147,6 +147,7 @@ class Control:
     latency_ms: int = 0
     outage: bool = False
     seed: int | None = None
+    decline_next: int = 0  # the next N fresh charges are declined (generic_decline), whatever the card
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,8 @@ class Bank:
         if not isinstance(payload, dict):
             return invalid({"body": "must be a JSON object"})
         errors: dict[str, str] = {}
-        for name in payload.keys() - {"failure_rate", "latency_ms", "outage", "seed", "reset"}:
+        known = {"failure_rate", "latency_ms", "outage", "seed", "reset", "decline_next"}
+        for name in payload.keys() - known:
             errors[name] = "unknown field"
         if "failure_rate" in payload:
             rate = payload["failure_rate"]
@@ -311,6 +313,9 @@ class Bank:
             errors["outage"] = "must be true or false"
         if "seed" in payload and payload["seed"] is not None and not _is_int(payload["seed"]):
             errors["seed"] = "must be an integer or null"
+        declines = payload.get("decline_next", 0)
+        if not _is_int(declines) or declines < 0:
+            errors["decline_next"] = "must be an integer of at least 0"
         if "reset" in payload and not isinstance(payload["reset"], bool):
             errors["reset"] = "must be true or false"
         if errors:
@@ -325,6 +330,8 @@ class Bank:
                 self._control.latency_ms = payload["latency_ms"]
             if "outage" in payload:
                 self._control.outage = payload["outage"]
+            if "decline_next" in payload:
+                self._control.decline_next = payload["decline_next"]
             if "seed" in payload:
                 self._control.seed = payload["seed"]
                 self._rng = random.Random(payload["seed"])
@@ -395,6 +402,13 @@ class Bank:
         """Decide and book one fresh charge; returns the reply and any extra hold in seconds."""
         if (fault := self._draw_fault()) is not None:
             return fault, 0.0
+        with self._lock:
+            forced_decline = self._control.decline_next > 0
+            if forced_decline:
+                self._control.decline_next -= 1
+        if forced_decline:
+            decline_code, message = _DECLINES[CARD_DECLINED]
+            return error(402, "card_declined", message, decline_code=decline_code), 0.0
         card = request.card_number
         if card == CARD_PROCESSING_ERROR:
             return error(500, "processing_error", "An error occurred while processing the card."), 0.0

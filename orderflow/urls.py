@@ -25,5 +25,6 @@ urlpatterns = [
     path("api/v1/", include("alerts.urls")),
     path("api/v1/", include("dashboard.urls")),
     path("", include("orders.public_urls")),
+    path("", include("payments.public_urls")),
     path("dashboard/", include("dashboard.page_urls")),
 ]

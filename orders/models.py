@@ -57,7 +57,7 @@ class Order(TenantModel):
         S.READY_TO_SHIP: {S.SHIPPED, S.CANCELLED},
         S.SHIPPED: {S.DELIVERED},
         S.DELIVERED: set(),
-        S.PAYMENT_FAILED: {S.CANCELLED},
+        S.PAYMENT_FAILED: {S.PENDING, S.CANCELLED},  # pending: paid again (payments.retry)
         S.CANCELLED: set(),
         S.REJECTED: set(),
         S.EXPIRED: set(),

@@ -1,10 +1,12 @@
 """The shopper's tracking page: server-rendered, no credentials, no script, no CDN."""
 
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from orderflow.core.throttles import PublicThrottle, throttle_page
 
+from .models import Order
 from .selectors import order_by_tracking_token, tracking
 
 
@@ -20,6 +22,11 @@ def tracking_page(request, token: str):
         "t": data,
         "store_name": order.store.name,
         "shipment_status": str(status).replace("_", " ").capitalize(),
+        # payments' pay-again form (payments/pages.py), offered while the payment has failed
+        "pay_again_url": (
+            reverse("pay-again", args=[token]) if order.status == Order.Status.PAYMENT_FAILED else ""
+        ),
+        "retried": request.GET.get("payment") == "retried",
     }
     response = render(request, "orders/tracking.html", context)
     response["Cache-Control"] = "private, max-age=30"

@@ -124,6 +124,7 @@ TIMELINE_STEPS: dict[str, tuple[str, str]] = {
     "order.paid": ("payment_confirmed", "Payment confirmed"),
     "payment.processed": ("payment_confirmed", "Payment confirmed"),
     "order.payment_failed": ("payment_failed", "Payment failed"),
+    "payment.retry_requested": ("payment_retried", "Payment tried again"),
     "order.fulfilling": ("preparing", "Being prepared"),
     "fulfillment.created": ("preparing", "Being prepared"),
     "fulfillment.picking": ("picking", "Being picked"),

@@ -320,6 +320,12 @@ def _vault_card(store_id: int, order_id: Any, card: dict[str, Any]) -> None:
         raise VaultUnavailable() from exc
 
 
+def vault_card(store_id: int, order_id: Any, card: dict[str, Any]) -> None:
+    """Put a card in the vault for an order, as intake does (503 `vault_unavailable` if it is
+    down): the pay-again form's new card takes this path (payments.retry)."""
+    _vault_card(store_id, order_id, card)
+
+
 def order_location(order: Order) -> str:
     return f"/api/v1/orders/{order.pk}"
 
@@ -381,6 +387,9 @@ def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") ->
                 "units_returned": returned,
             },
         )
+        # A payment_failed order keeps its card for a retry: a cancelled one has no use for it.
+        store_pk, order_pk = store.pk, locked.pk
+        transaction.on_commit(lambda: vault.forget(store_pk, order_pk), robust=True)
     return locked
 
 

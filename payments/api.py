@@ -18,7 +18,7 @@ from orderflow.core.tenancy import actor_name
 from orders import selectors as order_selectors
 from orders.representation import OrderOut
 
-from . import selectors, services
+from . import retry, selectors, services
 from .models import Payment, PaymentAttempt
 
 
@@ -86,6 +86,25 @@ class OrderRejectView(GenericAPIView):
             reason=body.validated_data["reason"],
         )
         return Response(OrderOut(order_selectors.get_order(request.store, order_id)).data)
+
+
+class OrderRetryPaymentView(GenericAPIView):
+    """`POST /api/v1/orders/<id>/retry-payment` — pay a payment_failed order again with the card
+    the vault still holds: stock reserved again, fraud check and payment as for a new order.
+    202 with the order (now pending); 409 `invalid_transition` unless payment_failed (a second
+    POST finds it pending: nothing is reserved or charged twice), 409 `card_token_expired` when the
+    vault no longer holds the card (the shopper can pay again with a new card from the tracking
+    page), 409 `insufficient_stock` when the stock is gone."""
+
+    serializer_class = OrderOut
+    write_perm = Perm.MANAGE_ORDERS
+
+    @extend_schema(request=None, responses={202: OrderOut})
+    def post(self, request, order_id):
+        order_selectors.get_order(request.store, order_id)  # 404 outside the store
+        actor = actor_name(request)
+        retry.retry_payment(store=request.store, order_id=order_id, actor=actor, requested_by=actor)
+        return Response(OrderOut(order_selectors.get_order(request.store, order_id)).data, status=202)
 
 
 class OrderPaymentView(GenericAPIView):

@@ -30,7 +30,7 @@ class Payment(TenantModel):
         S.PENDING: {S.PROCESSING, S.FAILED},
         S.PROCESSING: {S.SUCCEEDED, S.FAILED},
         S.SUCCEEDED: {S.REFUNDED},
-        S.FAILED: set(),
+        S.FAILED: {S.PENDING},  # a second chance: payments.retry gives it a new gateway key
         S.REFUNDED: set(),
     }
     del S

@@ -44,3 +44,10 @@ def refund_if_order_gone(event: Event) -> None:
     payment = selectors.payment_for_order(event.store, event.order_id)
     if payment is not None and services.payment_needs_refund(payment):
         tasks.refund_payment.delay(str(payment.pk), event.store_id)
+
+
+@on_event("payment.retry_requested", queue="orders", atomic=False)
+def check_fraud_on_retry_requested(event: Event) -> None:
+    """A payment_failed order was sent back to pending (payments.retry): it is screened again,
+    exactly as a new order is on `order.created`, and goes on to payment from there."""
+    tasks.check_fraud.delay(str(event.order_id), event.store_id)

@@ -445,7 +445,8 @@ def _succeed(payment: Payment, charge: gateway.Charge) -> None:
 
 
 def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str = "") -> None:
-    """Final failure: payment failed, order payment_failed, its reservation released."""
+    """Final failure: payment failed, order payment_failed, its reservation released (a retry
+    reserves again: payments.retry)."""
     with transaction.atomic():
         fresh, order = _locked(payment)
         if fresh.status in Payment.FINAL_STATUSES:
@@ -483,8 +484,8 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
             inventory_services.release_stock(
                 store=payment.store, order_id=order.pk, actor=ACTOR, reason="payment failed"
             )
-        store_pk, order_pk = payment.store.pk, order.pk
-        transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
+        # The card stays in the vault (until its TTL, a cancel, or a later payment) so an operator
+        # can retry the order with it (payments.retry); it is never charged without that retry.
     payment.status = PS.FAILED
 
 
