@@ -31,7 +31,7 @@ from tests.conftest import StoreClient
 from tests.factories import make_key, make_product, make_user, order_body
 from tests.fulfillment.helpers import started, walk_to
 from tests.orders.helpers import place
-from tests.payments.helpers import create_order
+from tests.payments.helpers import create_order, failed_order
 
 pytestmark = pytest.mark.django_db
 
@@ -211,6 +211,10 @@ ACTIONS = [
     Action("orders.reject", Perm.MANAGE_ORDERS, _order("fraud_review"),
            _post("/api/v1/orders/{order.pk}/reject"),
            200, lambda x: _order_status(x) == "rejected"),
+    Action("orders.retry_payment", Perm.MANAGE_ORDERS,
+           lambda s: {**(c := _catalogue(s)), "order": failed_order(s, (c["product"], 1))},
+           _post("/api/v1/orders/{order.pk}/retry-payment"),
+           202, lambda x: _order_status(x) == "pending"),
     Action("fulfillments.pick", Perm.MANAGE_FULFILLMENT, _fulfillment("pending"),
            _post("/api/v1/fulfillments/{f.pk}/pick"), 200, lambda x: _f_status(x) == "picking"),
     Action("fulfillments.pack", Perm.MANAGE_FULFILLMENT, _fulfillment("picking"),

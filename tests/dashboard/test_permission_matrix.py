@@ -25,6 +25,7 @@ from payments.models import Payment
 from tests.dashboard.helpers import make_member, make_order
 from tests.factories import make_product, make_user
 from tests.fulfillment.helpers import walk_to
+from tests.payments.helpers import failed_order
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +117,12 @@ ACTIONS: dict[str, Action] = {
         lambda o: {"reason": "asked to"},
         lambda s, o: _order_status(s, o) == "cancelled",
     ),
+    "retry_payment": Action(
+        lambda store: failed_order(store, (make_product(store, "TEE", stock=5), 1)),
+        _order_action("retry_payment"),
+        lambda o: {},
+        lambda s, o: _order_status(s, o) == "pending",
+    ),
     "pick": Action(
         _fulfillment_in(F.PENDING),
         _fulfillment_action("pick"),
@@ -181,8 +188,8 @@ ACTIONS: dict[str, Action] = {
     ),
 }
 
-OPERATIONS = {"approve", "reject", "cancel", "pick", "pack", "ready", "ship", "restock", "test_order",
-              "acknowledge", "resolve"}  # fmt: skip
+OPERATIONS = {"approve", "reject", "cancel", "retry_payment", "pick", "pack", "ready", "ship", "restock",
+              "test_order", "acknowledge", "resolve"}  # fmt: skip
 ALLOWED: dict[str, set[str]] = {
     "owner": OPERATIONS | {"settings"},
     "operator": OPERATIONS,

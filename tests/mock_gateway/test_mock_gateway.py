@@ -200,7 +200,7 @@ def test_banner_health_and_default_control(gw: Gateway) -> None:
     assert gw.call("GET", "/health") == (200, {"status": "ok"})
     assert gw.call("GET", "/__control") == (
         200,
-        {"failure_rate": 0.0, "latency_ms": 0, "outage": False, "seed": None},
+        {"failure_rate": 0.0, "latency_ms": 0, "outage": False, "seed": None, "decline_next": 0},
     )
 
 
@@ -514,6 +514,8 @@ def test_seed_makes_failure_sequence_reproducible(gw: Gateway) -> None:
         {"seed": "x"},
         {"seed": 1.5},
         {"reset": "yes"},
+        {"decline_next": -1},
+        {"decline_next": "1"},
         {"unknown": 1},
         {"outage": True, "failure_rate": 2},
     ],
@@ -527,6 +529,7 @@ def test_control_validation(gw: Gateway, payload: dict[str, Any]) -> None:
         "latency_ms": 0,
         "outage": False,
         "seed": None,
+        "decline_next": 0,
     }
 
 
@@ -537,6 +540,7 @@ def test_control_update_and_reset(gw: Gateway) -> None:
         "latency_ms": 5,
         "outage": False,
         "seed": None,
+        "decline_next": 0,
     }
     assert gw.control(seed=3, outage=True)["seed"] == 3
     assert gw.call("GET", "/__control")[1] == {
@@ -544,8 +548,15 @@ def test_control_update_and_reset(gw: Gateway) -> None:
         "latency_ms": 5,
         "outage": True,
         "seed": 3,
+        "decline_next": 0,
     }
-    assert gw.control(reset=True) == {"failure_rate": 0.0, "latency_ms": 0, "outage": False, "seed": None}
+    assert gw.control(reset=True) == {
+        "failure_rate": 0.0,
+        "latency_ms": 0,
+        "outage": False,
+        "seed": None,
+        "decline_next": 0,
+    }
     assert gw.control(seed=None)["seed"] is None
 
 
@@ -689,6 +700,17 @@ def test_bank_decline_is_stored_processing_error_is_not() -> None:
     assert len(bank.ledger()["charges"]) == 1
 
 
+def test_bank_decline_next_declines_that_many_fresh_charges_whatever_the_card() -> None:
+    bank, _ = _bank()
+    assert bank.update_control({"decline_next": 1}).body["decline_next"] == 1
+    first = bank.create_charge(_valid_charge_body(), "a")
+    assert first.status == 402 and first.body["error"]["decline_code"] == "generic_decline"
+    assert bank.create_charge(_valid_charge_body(), "a") is first  # a decline stays the key's answer
+    assert bank.create_charge(_valid_charge_body(), "b").status == 201  # a new key, the count spent
+    assert bank.control()["decline_next"] == 0
+    assert len(bank.ledger()["charges"]) == 1
+
+
 def test_bank_books_charge_before_latency_and_slow_sleep() -> None:
     bank, sleep = _bank(slow_ms=2000)
     seen: list[int] = []
@@ -746,7 +768,13 @@ def test_bank_refunds() -> None:
 def test_bank_control_validation_is_all_or_nothing() -> None:
     bank, _ = _bank(seed=9)
     assert bank.update_control({"outage": True, "latency_ms": -5}).status == 400
-    assert bank.control() == {"failure_rate": 0.0, "latency_ms": 0, "outage": False, "seed": 9}
+    assert bank.control() == {
+        "failure_rate": 0.0,
+        "latency_ms": 0,
+        "outage": False,
+        "seed": 9,
+        "decline_next": 0,
+    }
     assert bank.update_control({"failure_rate": 1, "seed": None}).body["failure_rate"] == 1.0
     assert bank.update_control({"reset": True}).body == bank.control()
     assert bank.control()["seed"] == 9  # reset returns to the startup defaults

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from inventory.models import Product
-from inventory.services import reserve_stock
+from inventory.services import release_stock, reserve_stock
 from orderflow.core import vault
 from orderflow.core.events import Event, emit
 from orderflow.core.tenancy import Store
@@ -121,3 +121,20 @@ def charges_by_order(ledger: list[dict]) -> dict[str, list[dict]]:
     for charge in ledger:
         out.setdefault(charge["metadata"].get("order_id"), []).append(charge)
     return out
+
+
+def failed_order(store: Store, *lines: tuple[Product, int], card: str = CARD_OK) -> Order:
+    """A payment_failed order as `payments.services._fail` leaves one after a decline: its
+    Payment failed under its first key, its stock released, its card still in the vault."""
+    order = create_order(store, *lines, card=card, status=Order.Status.PAYMENT_FAILED)
+    with transaction.atomic():
+        release_stock(store=store, order_id=order.pk, actor="test", reason="payment failed")
+        payment_id = uuid.uuid4()
+        Payment.all_stores.create(
+            id=payment_id, store=store, order=order, amount=order.total, currency=order.currency,
+            status=Payment.Status.FAILED, idempotency_key=f"charge-{payment_id}", attempts=1,
+            error_code="card_declined", decline_code="generic_decline",
+        )  # fmt: skip
+        Order.all_stores.filter(pk=order.pk).update(payment_status="failed", payment_attempts=1)
+    order.refresh_from_db()
+    return order
