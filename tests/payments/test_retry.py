@@ -182,6 +182,7 @@ def test_a_shopper_pays_again_with_a_new_card_from_the_public_page(store, gw, pr
     form = client.get(url)
     assert form.status_code == 200 and b"csrfmiddlewaretoken" in form.content
     assert form["Cache-Control"] == "no-store"
+    assert form["Referrer-Policy"] == "same-origin"  # the token never leaves; the form's Origin stays ours
 
     bad = client.post(
         url, {"card_number": "4242424242424241", "exp_month": "13", "exp_year": "20x", "cvc": "1"}
