@@ -116,6 +116,11 @@ def manage(*args: str, env: dict, capture: bool = False) -> subprocess.Completed
 def main() -> int:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
+    # Where it listens may also come from .env (the processes read the rest of .env themselves).
+    dotenv = _read_env_file(ROOT / ".env")
+    for name in ("WEB_HOST", "WEB_PORT", "GATEWAY_PORT", "PUBLIC_BASE_URL", "DEV_API_KEY_FILE"):
+        if dotenv.get(name) and not env.get(name):
+            env[name] = dotenv[name]
     env.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
     env.setdefault("FULFILLMENT_AUTOPILOT", "1")
     env.setdefault("CARRIER_SIMULATOR", "1")
