@@ -115,6 +115,12 @@ def manage(*args: str, env: dict, capture: bool = False) -> subprocess.Completed
 
 def main() -> int:
     VAR.mkdir(exist_ok=True)
+    # Until the supervisor takes over, a stop signal (ours, or make's seen by the watcher) interrupts
+    # the setup like Ctrl-C: the running manage.py is killed and the embedded Redis stopped.
+    _become_subreaper()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    threading.Thread(target=_watch_parent, daemon=True).start()
     env = dict(os.environ)
     # Where it listens may also come from .env (the processes read the rest of .env themselves).
     dotenv = _read_env_file(ROOT / ".env")
@@ -182,8 +188,8 @@ def main() -> int:
         key_file = env.get("DEV_API_KEY_FILE") or str(DEV_API_KEY_FILE)
         out = manage("dev_api_key", "--key-file", key_file, env=env, capture=True).stdout.strip().splitlines()
         first, key = out[-1].split() if out and " " in out[-1] else ("", "")
-    except subprocess.CalledProcessError as exc:
-        say(f"setup failed: {exc}")
+    except (subprocess.CalledProcessError, KeyboardInterrupt) as exc:
+        say(f"setup failed: {exc}" if isinstance(exc, subprocess.CalledProcessError) else "stopped")
         if redis_proc:
             redis_proc.terminate()
         return 1
@@ -222,13 +228,11 @@ class Supervisor:
     def __init__(self, cmd: list[str], *, env: dict, redis_proc: subprocess.Popen | None):
         self.cmd, self.env, self.redis_proc = cmd, env, redis_proc
         self.stopping: int | None = None
-        _become_subreaper()
 
     def run(self) -> int:
         self.honcho = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        threading.Thread(target=self._watch_parent, daemon=True).start()
         try:
             while True:
                 try:
@@ -248,23 +252,6 @@ class Supervisor:
             self.honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
         except ProcessLookupError:
             pass
-
-    def _watch_parent(self) -> None:
-        """Stop when our parent `make` dies or is dying of a signal it did not pass on to us."""
-        parent = os.getppid()
-        watched = _caught_signals(parent) if _process_name(parent) in ("make", "gmake") else None
-        stop = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        while self.stopping is None:
-            time.sleep(0.3)
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            if watched:
-                now = _caught_signals(parent)
-                lost = [sig for sig in stop if sig in watched and now is not None and sig not in now]
-                if lost:
-                    os.kill(os.getpid(), lost[0])
-                    return
 
     def _sweep(self) -> None:
         """Whatever is left below us (orphans re-parented to us as subreaper): TERM, then KILL."""
@@ -288,6 +275,28 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.redis_proc.kill()
         _reap()
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _watch_parent() -> None:
+    """Signal ourselves when our parent `make` dies, or is dying of a stop signal it did not pass
+    on to us (its fatal-signal handler resets the signal to the default before it waits for us)."""
+    parent = os.getppid()
+    watched = _caught_signals(parent) if _process_name(parent) in ("make", "gmake") else None
+    stop = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    while True:
+        time.sleep(0.3)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        now = _caught_signals(parent) if watched else None
+        lost = [sig for sig in stop if watched and now is not None and sig in watched and sig not in now]
+        if lost:
+            os.kill(os.getpid(), lost[0])
+            return
 
 
 def _become_subreaper() -> None:

@@ -7,9 +7,9 @@ Two starts of the stack in all (one per signal), so the checks share them."""
 import json
 import os
 import re
+import runpy
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -151,22 +151,16 @@ def test_make_run_serves_the_readme_example_keeps_its_key_and_stops_on_sigterm_a
         second.kill_all()
 
 
-def test_public_base_url_and_csrf_origins_follow_web_port():
+def test_public_base_url_and_csrf_origins_follow_web_port(monkeypatch):
     """Settings derive both from WEB_PORT unless given (what make run and a bare `manage.py` see)."""
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.PUBLIC_BASE_URL); print(','.join(s.CSRF_TRUSTED_ORIGINS))"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("PUBLIC_BASE_URL", "CSRF_TRUSTED_ORIGINS")}
-    env.update(WEB_PORT="8123", DJANGO_SETTINGS_MODULE="orderflow.settings", DEBUG="1")
-    base, origins = _settings_of(code, env)
-    assert base == "http://127.0.0.1:8123"
-    assert origins.split(",") == ["http://127.0.0.1:8123", "http://localhost:8123"]
-    env.update(PUBLIC_BASE_URL="https://shop.example.com")
-    base, origins = _settings_of(code, env)
-    assert base == "https://shop.example.com" and origins.split(",")[0] == "https://shop.example.com"
-
-
-def _settings_of(code: str, env: dict) -> list[str]:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=True).stdout.split()  # fmt: skip
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("CSRF_TRUSTED_ORIGINS", raising=False)
+    monkeypatch.setenv("WEB_PORT", "8123")
+    monkeypatch.setenv("DEBUG", "1")
+    settings = runpy.run_path(str(Path(ROOT) / "orderflow" / "settings.py"))
+    assert settings["PUBLIC_BASE_URL"] == "http://127.0.0.1:8123"
+    assert settings["CSRF_TRUSTED_ORIGINS"] == ["http://127.0.0.1:8123", "http://localhost:8123"]
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://shop.example.com")
+    settings = runpy.run_path(str(Path(ROOT) / "orderflow" / "settings.py"))
+    assert settings["PUBLIC_BASE_URL"] == "https://shop.example.com"
+    assert settings["CSRF_TRUSTED_ORIGINS"][0] == "https://shop.example.com"
