@@ -20,6 +20,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# One plain command, so make runs it without a shell and run_stack.py is make's own child: make
+# passes SIGTERM to it; a SIGINT to make alone (which make does not pass on) run_stack notices by
+# watching make (scripts/run_stack.py, Supervisor). Either way every process stops.
 run: $(STAMP)
 	@$(PY) scripts/run_stack.py
 

