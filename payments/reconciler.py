@@ -176,7 +176,7 @@ def expiry_blocker(payment: Payment | None, *, now: datetime) -> str | None:
     """Why this payment forbids expiring its order now, or None when the order may expire.
 
     The rule: an order never expires under a payment that may still charge.
-    * succeeded/refunded: the shopper paid — never expire (`payment_succeeded`).
+    * succeeded/(partially_)refunded: the shopper paid — never expire (`payment_succeeded`).
     * pending/processing touched within the payments' own stuck bound
       (`services.stuck_after_seconds()`), or with a retry due within it: a task is on it right now
       (`payment_in_flight`) — the exact complement of what `reconcile_payments` calls stuck.
@@ -186,7 +186,7 @@ def expiry_blocker(payment: Payment | None, *, now: datetime) -> str | None:
     * failed, or stale with only definite answers (none, 5xx, breaker open): may expire."""
     if payment is None or payment.status == PS.FAILED:
         return None
-    if payment.status in (PS.SUCCEEDED, PS.REFUNDED):
+    if payment.status in Payment.REFUNDABLE_STATUSES or payment.status == PS.REFUNDED:
         return "payment_succeeded"
     live_since = now - timedelta(seconds=services.stuck_after_seconds())
     if payment.updated_at >= live_since or (payment.next_retry_at and payment.next_retry_at >= live_since):
