@@ -19,6 +19,7 @@ from orderflow.core import vault
 from orderflow.core.events import Event, emit
 from orderflow.core.tenancy import Store
 from orders.models import Order, OrderItem
+from payments import services as payment_services
 from payments.models import Payment
 from tests.factories import order_body
 
@@ -121,3 +122,17 @@ def charges_by_order(ledger: list[dict]) -> dict[str, list[dict]]:
     for charge in ledger:
         out.setdefault(charge["metadata"].get("order_id"), []).append(charge)
     return out
+
+
+def paid_order(store: Store, *lines: tuple[Product, int]) -> Order:
+    """An order taken through the fraud check and charged at the gateway (GATEWAY_URL must point
+    at the mock gateway): paid, its stock committed, its payment `succeeded`."""
+    order = create_order(store, *lines)
+    payment_services.check_fraud(store=store, order_id=order.pk)
+    payment = Payment.all_stores.get(order=order)
+    for _ in range(10):
+        if payment_services.attempt_charge(store=store, payment_id=payment.pk).kind == "done":
+            break
+    order.refresh_from_db()
+    assert order.status == "paid" and order.payment_status == "succeeded", order.status
+    return order
