@@ -25,6 +25,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -444,6 +445,23 @@ def _fail(store: Store, refund: Refund, exc: Exception, attempt: int) -> None:
                 },
                 actor=ACTOR,
             )
+
+
+def stuck_refunds(*, older_than_seconds: float, batch: int = 500) -> list[tuple[uuid.UUID, int, int]]:
+    """Pending refunds nothing has touched for too long (their retry message was lost): (id, store
+    id, next attempt), touched so the next sweep leaves them to the re-driven task. Crosses stores
+    (a beat job); SKIP LOCKED, so a live task's row is not taken."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    with transaction.atomic():
+        found = list(
+            Refund.all_stores.filter(status=RS.PENDING, updated_at__lt=cutoff)
+            .order_by("updated_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "store_id", "attempts")[:batch]
+        )
+        if found:
+            Refund.all_stores.filter(pk__in=[pk for pk, _, _ in found]).update(updated_at=timezone.now())
+    return [(pk, store_id, attempts + 1) for pk, store_id, attempts in found]
 
 
 def _outcome(refund: Refund) -> str:

@@ -4,18 +4,21 @@ Through HTTP with a store key and the real mock gateway."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from inventory.models import StockMovement
 from inventory.selectors import ledger_mismatches
 from orders import services as order_services
 from orders.models import Order
-from payments import gateway, refunds, tasks
+from payments import gateway, reconciler, refunds, tasks
 from payments.models import Payment, Refund
 from tests.factories import make_product
 from tests.payments.helpers import create_order, event, paid_order, stock, topics
+from tests.payments.test_reconciler import queued
 
 pytestmark = pytest.mark.django_db
 
@@ -211,6 +214,7 @@ def test_a_retried_refund_reuses_its_gateway_key(api, store, order, gw, settings
     assert r.status_code == 503 and r.json()["error"]["code"] == "gateway_unavailable"
     [row] = Refund.all_stores.all()
     assert row.status == "pending" and row.attempts == 1
+    assert queued("payments.retry_refund") == [[str(row.pk), store.pk]]  # the task would finish it
     assert refunds.refundable_amount(payment_of(order)) == Decimal("43.00")  # held while pending
     gw.control(failure_rate=0.0)
     r = refund(api, order, {"amount": "12.00"}, HTTP_IDEMPOTENCY_KEY="refund-1")
@@ -241,3 +245,15 @@ def test_the_retry_task_finishes_a_pending_refund_once(store, order, gw):
     assert tasks.retry_refund(str(refund_row.pk), store.pk) == "partially_refunded"
     assert len(gateway_refunds(gw, order)) == 1
     assert payment_of(order).refunded_amount == Decimal("7.00")
+
+
+def test_the_reconciler_redrives_a_pending_refund_whose_retry_was_lost(store, order, gw):
+    row = Refund.all_stores.create(
+        store=store, payment=payment_of(order), order=order, amount="3.00", currency="EUR",
+        idempotency_key="refund-test-lost", attempts=1,
+    )  # fmt: skip
+    Refund.all_stores.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert reconciler.reconcile_stuck_orders()["refund_retry_requeued"] == 1
+    assert queued("payments.retry_refund") == [[str(row.pk), store.pk]]
+    assert reconciler.reconcile_stuck_orders().get("refund_retry_requeued") is None  # touched: not twice
+    assert tasks.retry_refund(str(row.pk), store.pk, attempt=2) == "partially_refunded"
