@@ -382,9 +382,13 @@ def _book(store: Store, refund: Refund, booked: gateway.Refund) -> str:
         if fresh.status != RS.PENDING:
             return _outcome(fresh)
         Refund.all_stores.filter(pk=fresh.pk).update(
-            status=RS.SUCCEEDED, gateway_refund_id=booked.id, succeeded_at=now, updated_at=now, error_code="",
+            status=RS.SUCCEEDED,
+            gateway_refund_id=booked.id,
+            succeeded_at=now,
+            updated_at=now,
+            error_code="",
             last_error="",
-        )  # fmt: skip
+        )
         total = payment.refunded_amount + fresh.amount
         to = PS.REFUNDED if total >= payment.amount else PS.PARTIALLY_REFUNDED
         lines = list(fresh.lines.select_related("item"))
