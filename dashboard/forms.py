@@ -44,6 +44,15 @@ class PackForm(forms.Form):
     weight_grams = forms.IntegerField(min_value=1, max_value=10**7, initial=500)
 
 
+class RefundForm(forms.Form):
+    """The order page's refund control: an amount, or units per line (`qty_<line id>` fields,
+    read by the view), with a restock box. The refund rules themselves are `payments.refunds`'."""
+
+    amount = forms.DecimalField(max_digits=12, decimal_places=2, required=False)
+    restock = forms.BooleanField(required=False)
+    reason = forms.CharField(max_length=200, required=False)
+
+
 # ------------------------------------------------------------------ store settings
 
 # The few settings the superusers' stores page edits per row (checkboxes and the review score).

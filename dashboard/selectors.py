@@ -91,7 +91,13 @@ def window_figures(store: Store, now: datetime | None = None) -> dict[str, Any]:
         "pay_ok": Count(
             "pk",
             filter=Q(created_at__gte=week_ago)
-            & Q(payment_status__in=[Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.REFUNDED]),
+            & Q(
+                payment_status__in=[
+                    Order.PaymentStatus.SUCCEEDED,
+                    Order.PaymentStatus.PARTIALLY_REFUNDED,
+                    Order.PaymentStatus.REFUNDED,
+                ]
+            ),
         ),
         "pay_failed": Count(
             "pk", filter=Q(created_at__gte=week_ago, payment_status=Order.PaymentStatus.FAILED)

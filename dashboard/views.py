@@ -47,6 +47,7 @@ from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.idempotency import fingerprint
 from orders.models import Order
+from payments import refunds as payment_refunds
 from payments import retry as payment_retry
 from payments import selectors as payment_selectors
 from payments import services as payment_services
@@ -57,6 +58,7 @@ from .forms import (
     STORE_SWITCHES,
     TEST_CARDS,
     PackForm,
+    RefundForm,
     RestockForm,
     TestOrderForm,
     parse_settings_form,
@@ -301,14 +303,20 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         since_start = (ev.created_at - events[0].created_at).total_seconds()
         timeline.append({"event": ev, "since_prev": since_prev, "since_start": since_start})
     actions = _order_actions(request, order, fulfillment)
+    items = list(order.items.all())
+    left = payment_refunds.refundable_quantities(store, order) if actions["refund"] else {}
+    for item in items:
+        item.refundable = left.get(item.pk, 0)
     return _render(
         request,
         "dashboard/order_detail.html",
         "orders",
         data={"order_id": str(order.pk), "topics": [e.topic for e in events]},
         order=order,
-        items=list(order.items.all()),
+        items=items,
         payment=payment,
+        refunds=payment_refunds.refunds_for_order(store, order.pk),
+        refundable_amount=payment_refunds.refundable_amount(payment) if payment else None,
         attempts=attempts,
         fulfillment=fulfillment,
         shipment=shipment,
@@ -356,6 +364,31 @@ def _pack(c: _OrderContext) -> None:
         raise DomainError("Packages and weight must be positive whole numbers.", status=400)
     fulfillment_services.pack(
         store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor, **form.cleaned_data
+    )
+
+
+def _refund(c: _OrderContext) -> None:
+    """An amount, or per-line quantities (`qty_<line id>`), with the restock box."""
+    form = RefundForm(c.request.POST)
+    if not form.is_valid():
+        raise DomainError("The amount must be a number with at most 2 decimals.", status=400)
+    lines = []
+    for item in c.order.items.all():
+        raw = c.request.POST.get(f"qty_{item.pk}", "").strip()
+        if raw in ("", "0"):
+            continue
+        if not raw.isdigit():
+            raise DomainError(f"The quantity of {item.sku} must be a whole number.", status=400)
+        lines.append({"line": item.pk, "quantity": int(raw)})
+    d = form.cleaned_data
+    payment_refunds.create_refund(
+        store=c.store,
+        order_id=c.order.pk,
+        actor=c.actor,
+        amount=d["amount"] if not lines else None,
+        lines=lines or None,
+        reason=d["reason"] or "refund by operator",
+        restock=d["restock"] and bool(lines),
     )
 
 
@@ -429,6 +462,14 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
         "Ready to ship.",
     ),
     "ship": OrderAction(Perm.MANAGE_FULFILLMENT, lambda o, f: _fs(f) == _F.READY_TO_SHIP, _ship, "Shipped."),
+    "refund": OrderAction(
+        Perm.MANAGE_ORDERS,
+        lambda o, f: (
+            o.payment_status in (Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.PARTIALLY_REFUNDED)
+        ),
+        _refund,
+        "Refunded.",
+    ),
 }
 
 

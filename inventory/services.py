@@ -520,9 +520,18 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
         return sum(r.quantity for r in rows)
 
 
-def return_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "system", reason: str = "") -> int:
-    """Put units committed for an order back on hand (cancel after payment): `restock` rows with
-    the order id. Idempotent: committed − already returned, from the ledger. Returns units."""
+def return_stock(
+    *,
+    store: Store,
+    order_id: uuid.UUID | str,
+    actor: str = "system",
+    reason: str = "",
+    quantities: dict[int, int] | None = None,
+) -> int:
+    """Put units committed for an order back on hand (cancel after payment, a refund with
+    restock): `restock` rows with the order id. Never more than committed − already returned, from
+    the ledger, so a later cancel returns only the rest. `quantities` ({product id: units}) returns
+    only those units (a refund of some lines); None returns everything still out. Returns units."""
     with transaction.atomic():
         levels = _order_levels_locked(store, order_id)
         if not levels:
@@ -536,6 +545,8 @@ def return_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
             )
         )
         due = {r["product_id"]: (r["committed"] or 0) - (r["returned"] or 0) for r in sums}
+        if quantities is not None:
+            due = {pid: min(q, quantities.get(pid, 0)) for pid, q in due.items()}
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
         for level in levels:

@@ -357,9 +357,13 @@ class Bank:
                 and (order_id is None or c.metadata.get("order_id") == order_id)
             ]
             ids = {c.id for c in charges}
+            refunds = [r.as_dict() for r in self._refunds.values() if r.charge in ids]
+            per_charge: dict[str, list[dict[str, Any]]] = {}
+            for refund in refunds:
+                per_charge.setdefault(refund["charge"], []).append(refund)
             return {
-                "charges": [c.as_dict() for c in charges],
-                "refunds": [r.as_dict() for r in self._refunds.values() if r.charge in ids],
+                "charges": [{**c.as_dict(), "refunds": per_charge.get(c.id, [])} for c in charges],
+                "refunds": refunds,
             }
 
     def reset_ledger(self) -> None:
@@ -460,15 +464,24 @@ class Bank:
                 return error(404, "charge_not_found", f"No such charge: {request.charge!r}."), 0.0
             remaining = charge.amount - charge.refunded
             amount = remaining if request.amount is None else request.amount
+            totals = {
+                "charge_amount": money(charge.amount),
+                "refunded_amount": money(charge.refunded),
+                "refundable_amount": money(remaining),
+            }
             if remaining <= 0:
-                return error(400, "amount_too_large", "The charge has already been fully refunded."), 0.0
-            if amount > remaining:
+                return (
+                    error(400, "amount_too_large", "The charge has already been fully refunded.", **totals),
+                    0.0,
+                )
+            if amount > remaining:  # the sum over the charge: several partial refunds never exceed it
                 return (
                     error(
                         400,
                         "amount_too_large",
-                        f"Refund amount {money(amount)} exceeds the refundable {money(remaining)}.",
-                        refundable_amount=money(remaining),
+                        f"Refund amount {money(amount)} exceeds the refundable {money(remaining)} "
+                        f"({money(charge.refunded)} of {money(charge.amount)} already refunded).",
+                        **totals,
                     ),
                     0.0,
                 )

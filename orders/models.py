@@ -36,6 +36,7 @@ class Order(TenantModel):
         RETRYING = "retrying"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        PARTIALLY_REFUNDED = "partially_refunded"
         REFUNDED = "refunded"
 
     class FulfillmentStatus(models.TextChoices):
@@ -71,7 +72,7 @@ class Order(TenantModel):
     number = models.PositiveBigIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     payment_status = models.CharField(
-        max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+        max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
     fulfillment_status = models.CharField(
         max_length=14, choices=FulfillmentStatus.choices, default=FulfillmentStatus.UNFULFILLED

@@ -145,6 +145,7 @@ TIMELINE_STEPS: dict[str, tuple[str, str]] = {
     "order.cancelled": ("cancelled", "Cancelled"),
     "order.rejected": ("cancelled", "Cancelled"),
     "order.expired": ("expired", "Expired — payment was not completed"),
+    "payment.partially_refunded": ("partially_refunded", "Partly refunded"),
     "payment.refunded": ("refunded", "Refunded"),
 }
 

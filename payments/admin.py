@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from orderflow.core.admin_scoping import StoreScopedAdmin, StoreScopedInline
 
 from . import tasks
-from .models import Payment, PaymentAttempt
+from .models import Payment, PaymentAttempt, Refund
 
 
 class PaymentAttemptInline(StoreScopedInline, admin.TabularInline):
@@ -44,13 +44,38 @@ class PaymentAdmin(StoreScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Refund selected payments (succeeded ones only)", permissions=["manage_orders"])
+    @admin.action(
+        description="Refund what remains of the selected payments (captured ones only)",
+        permissions=["manage_orders"],
+    )
     def refund_selected(self, request, queryset):
+        """Queue the refund of each payment's remaining capture (`refunds.refund_remaining`); a
+        payment refunded in part before gets only the rest. Partial refunds: the order page."""
         queued = 0
-        for payment in queryset.filter(status=Payment.Status.SUCCEEDED):
+        for payment in queryset.filter(status__in=Payment.REFUNDABLE_STATUSES):
             tasks.refund_payment.delay(str(payment.pk), payment.store_id)
             queued += 1
         self.message_user(request, f"Queued {queued} refund(s).", messages.INFO)
+
+
+@admin.register(Refund)
+class RefundAdmin(StoreScopedAdmin):
+    """Read-only: a refund is made through the API, the order page or the action above."""
+
+    list_display = ["id", "store", "order", "status", "amount", "currency", "restock", "actor", "created_at"]
+    list_filter = ["status", "store", "restock", "created_at"]
+    search_fields = ["id", "order__id", "gateway_refund_id", "idempotency_key"]
+    list_select_related = ["store", "order"]
+    readonly_fields = [f.name for f in Refund._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(PaymentAttempt)

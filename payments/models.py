@@ -23,25 +23,31 @@ class Payment(TenantModel):
         PROCESSING = "processing"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        PARTIALLY_REFUNDED = "partially_refunded"
         REFUNDED = "refunded"
 
     S = Status
+    # A partial refund may follow another (the self-loop emits `payment.partially_refunded` once per
+    # refund); which of the two a refund lands in is derived from the amounts (`refunds.py`).
     TRANSITIONS = {
         S.PENDING: {S.PROCESSING, S.FAILED},
         S.PROCESSING: {S.SUCCEEDED, S.FAILED},
-        S.SUCCEEDED: {S.REFUNDED},
+        S.SUCCEEDED: {S.PARTIALLY_REFUNDED, S.REFUNDED},
+        S.PARTIALLY_REFUNDED: {S.PARTIALLY_REFUNDED, S.REFUNDED},
         S.FAILED: {S.PENDING},  # a second chance: payments.retry gives it a new gateway key
         S.REFUNDED: set(),
     }
     del S
-    FINAL_STATUSES = frozenset({"succeeded", "failed", "refunded"})
+    FINAL_STATUSES = frozenset({"succeeded", "failed", "partially_refunded", "refunded"})
+    # Money was captured and some of it may still be refunded.
+    REFUNDABLE_STATUSES = frozenset({"succeeded", "partially_refunded"})
     EVENT_PREFIX = "payment"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     idempotency_key = models.CharField(max_length=100, editable=False)
     gateway_charge_id = models.CharField(max_length=100, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Calls made to the gateway.")
@@ -81,7 +87,12 @@ class Payment(TenantModel):
 
     @property
     def refund_idempotency_key(self) -> str:
+        """The key of the refund of whatever remains (cancel, expiry, the admin's action)."""
         return f"refund-{self.id}"
+
+    @property
+    def refundable_amount(self):
+        return self.amount - self.refunded_amount
 
 
 class PaymentAttempt(TenantModel):
@@ -116,3 +127,74 @@ class PaymentAttempt(TenantModel):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.payment_id}: {self.outcome}"
+
+
+class Refund(TenantModel):
+    """One refund of a captured payment: an amount, or order lines with quantities.
+
+    The row is written (status `pending`) under the payment's row lock *before* the gateway is
+    called, so its amount counts against what remains refundable while the call is in flight: two
+    concurrent refunds can never together exceed the capture. `idempotency_key` is the gateway's
+    key, fixed on creation, so every retry of this refund asks the gateway for the same refund;
+    `client_key` is the API caller's `Idempotency-Key`, which finds this row again on a retry."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    # Pending refunds hold their amount: they may already have happened at the gateway.
+    HOLDING_STATUSES = ("pending", "succeeded")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    restock = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=100, editable=False)
+    client_key = models.CharField(max_length=255, blank=True, default="")
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    gateway_refund_id = models.CharField(max_length=100, blank=True, default="")
+    error_code = models.CharField(max_length=50, blank=True, default="")
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Calls made to the gateway.")
+    actor = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "idempotency_key"], name="refund_unique_store_key"),
+            models.UniqueConstraint(
+                fields=["store", "payment", "client_key"],
+                condition=~Q(client_key=""),
+                name="refund_unique_client_key",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["store", "status", "updated_at"], name="refund_store_status")]
+
+    def __str__(self) -> str:
+        return f"refund {self.id} of {self.amount} ({self.status})"
+
+
+class RefundLine(TenantModel):
+    """How many units of one order line a refund covers (and their money)."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="lines")
+    item = models.ForeignKey("orders.OrderItem", on_delete=models.PROTECT, related_name="refund_lines")
+    quantity = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["refund", "item"], name="refundline_unique_item"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="refundline_quantity_positive"),
+        ]

@@ -5,7 +5,7 @@ idempotent tasks (a redelivered handler enqueues a task that finds its work done
 
 from orderflow.core.events import Event, on_event
 
-from . import selectors, services, tasks
+from . import refunds, selectors, services, tasks
 
 
 @on_event("order.created", queue="orders", atomic=False)
@@ -27,7 +27,7 @@ def refund_on_order_closed(event: Event) -> None:
     """A captured payment of a cancelled order goes back to the shopper. A payment still in flight
     is handled by its charge task (it skips the charge, or its success triggers the refund)."""
     payment = selectors.payment_for_order(event.store, event.order_id)
-    if payment is not None and services.payment_needs_refund(payment):
+    if payment is not None and refunds.payment_needs_refund(payment):
         tasks.refund_payment.delay(str(payment.pk), event.store_id)
 
 
@@ -42,7 +42,7 @@ def _order_gone(event: Event) -> bool:
 def refund_if_order_gone(event: Event) -> None:
     """The charge landed after the order was cancelled (or expired): refund it."""
     payment = selectors.payment_for_order(event.store, event.order_id)
-    if payment is not None and services.payment_needs_refund(payment):
+    if payment is not None and refunds.payment_needs_refund(payment):
         tasks.refund_payment.delay(str(payment.pk), event.store_id)
 
 

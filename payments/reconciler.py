@@ -30,7 +30,8 @@ payment re-drive wait: a backlog is not a lost message, and re-driving it would 
 
 Then, across stores, `services.reconcile_payments` (payments whose charge task was lost, captured
 payments of cancelled/expired orders never refunded) is re-driven here, each with its event; its
-own old beat entry is retired by migration 0003 so one job owns the sweep.
+own old beat entry is retired by migration 0003 so one job owns the sweep; so are refunds left
+pending by a gateway outage whose retry message was lost (`refund_retry_requeued`).
 
 `order.reconciled` data: {problem, action, ...details}. Problems/actions:
 fraud_check_missing/requeued, payment_missing/payment_started, payment_stalled/requeued,
@@ -58,7 +59,7 @@ from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.models import Order
 
-from . import services
+from . import refunds, services
 from .models import Payment, PaymentAttempt
 
 log = logging.getLogger("orderflow.reconciler")
@@ -109,6 +110,7 @@ def reconcile_stuck_orders(
     try:
         if not behind:
             _redrive_payments(batch=batch, counts=counts)
+            _redrive_refunds(batch=batch, counts=counts)
     except Exception:
         log.exception("reconciler: payment re-drive failed")
         counts["errors"] += 1
@@ -176,7 +178,7 @@ def expiry_blocker(payment: Payment | None, *, now: datetime) -> str | None:
     """Why this payment forbids expiring its order now, or None when the order may expire.
 
     The rule: an order never expires under a payment that may still charge.
-    * succeeded/refunded: the shopper paid — never expire (`payment_succeeded`).
+    * succeeded/(partially_)refunded: the shopper paid — never expire (`payment_succeeded`).
     * pending/processing touched within the payments' own stuck bound
       (`services.stuck_after_seconds()`), or with a retry due within it: a task is on it right now
       (`payment_in_flight`) — the exact complement of what `reconcile_payments` calls stuck.
@@ -186,7 +188,7 @@ def expiry_blocker(payment: Payment | None, *, now: datetime) -> str | None:
     * failed, or stale with only definite answers (none, 5xx, breaker open): may expire."""
     if payment is None or payment.status == PS.FAILED:
         return None
-    if payment.status in (PS.SUCCEEDED, PS.REFUNDED):
+    if payment.status in Payment.REFUNDABLE_STATUSES or payment.status == PS.REFUNDED:
         return "payment_succeeded"
     live_since = now - timedelta(seconds=services.stuck_after_seconds())
     if payment.updated_at >= live_since or (payment.next_retry_at and payment.next_retry_at >= live_since):
@@ -394,6 +396,16 @@ def _repair_reservations(
 
 
 # -------------------------------------------------------------------------------- payments
+
+
+def _redrive_refunds(*, batch: int, counts: Counter) -> None:
+    """A refund the API left pending (the gateway was down) whose retry message was lost: re-drive
+    it; its gateway key makes a second try refund at most once."""
+    for pk, store_id, attempt in refunds.stuck_refunds(
+        older_than_seconds=services.stuck_after_seconds(), batch=batch
+    ):
+        current_app.send_task("payments.retry_refund", args=[str(pk), store_id], kwargs={"attempt": attempt})
+        counts["refund_retry_requeued"] += 1
 
 
 def _redrive_payments(*, batch: int, counts: Counter) -> None:

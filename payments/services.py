@@ -577,72 +577,8 @@ def _emit_gateway_down(store: Store, *, error: str, failures: int | None) -> Non
 
 
 # ------------------------------------------------------------------------------ refund
-
-
-def payment_needs_refund(payment: Payment) -> bool:
-    """A captured payment whose order will not be fulfilled (cancelled, or expired in flight)."""
-    return payment.status == PS.SUCCEEDED and payment.order.status in (OS.CANCELLED, OS.EXPIRED)
-
-
-def refund_payment(*, store: Store, payment_id: uuid.UUID | str, attempt: int = 1) -> Step:
-    """Refund a captured payment in full, with its own idempotency key (`refund-<payment id>`)."""
-    payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
-    if payment is None or payment.status != PS.SUCCEEDED:
-        return Step("done", outcome=payment.status if payment else "missing")
-    payment.store = payment.order.store = store
-    permit = breaker.before_call()
-    if not permit.allowed:
-        return Step("wait", delay=permit.wait_seconds + breaker.jitter(), outcome="breaker_open")
-    try:
-        refund = gateway.create_refund(
-            charge_id=payment.gateway_charge_id,
-            amount=payment.amount - payment.refunded_amount,
-            idempotency_key=payment.refund_idempotency_key,
-        )
-    except gateway.GatewayError as exc:
-        if exc.counts_against_gateway:
-            _gateway_failed(store, exc)
-        if attempt >= max_attempts():
-            _refund_failed(payment, exc, attempt)
-            return Step("done", outcome="refund_failed")
-        return Step("retry", delay=retry_delay(attempt), outcome="retrying")
-    except gateway.PaymentError as exc:
-        _gateway_alive()
-        _refund_failed(payment, exc, attempt)
-        return Step("done", outcome="refund_failed")
-    _gateway_alive()
-    now = timezone.now()
-    with transaction.atomic():
-        fresh, order = _locked(payment)
-        if fresh.status != PS.SUCCEEDED:
-            return Step("done", outcome=fresh.status)
-        transition(
-            fresh,
-            PS.REFUNDED,
-            topic="payment.refunded",
-            reason=f"order {order.status}",
-            actor=ACTOR,
-            updates={"refunded_amount": fresh.amount, "refund_id": refund.id, "refunded_at": now},
-            data={
-                "amount": str(refund.amount),
-                "currency": fresh.currency,
-                "refund_id": refund.id,
-                "charge_id": fresh.gateway_charge_id,
-            },
-        )
-        order_services.set_payment_status(order=order, status="refunded")
-    return Step("done", outcome=PS.REFUNDED)
-
-
-def _refund_failed(payment: Payment, exc: Exception, attempt: int) -> None:
-    emit(
-        "payment.refund_failed",
-        store=payment.store,
-        order_id=payment.order_id,
-        subject=payment,
-        data={"error_code": getattr(exc, "code", "error"), "message": str(exc)[:200], "attempts": attempt},
-        actor=ACTOR,
-    )
+# Refunds (partial, and the full refund of a cancelled order as their special case) live in
+# `refunds.py`.
 
 
 # --------------------------------------------------------------------------- reconciler
@@ -683,7 +619,9 @@ def reconcile_payments(*, older_than_seconds: float | None = None, batch: int = 
         )
         refund = list(
             Payment.all_stores.filter(
-                status=PS.SUCCEEDED, updated_at__lt=cutoff, order__status__in=[OS.CANCELLED, OS.EXPIRED]
+                status__in=Payment.REFUNDABLE_STATUSES,
+                updated_at__lt=cutoff,
+                order__status__in=[OS.CANCELLED, OS.EXPIRED],
             )
             .order_by("updated_at")
             .select_for_update(skip_locked=True, of=("self",))

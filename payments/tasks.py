@@ -14,7 +14,7 @@ from celery import shared_task
 
 from orderflow.core.tenancy import Store, use_store
 
-from . import reconciler, services
+from . import reconciler, refunds, services
 
 
 @shared_task(name="payments.check_fraud", acks_late=True, ignore_result=True)
@@ -40,15 +40,30 @@ def charge_payment(self, payment_id: str, store_id: int) -> str:
 
 @shared_task(name="payments.refund_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def refund_payment(self, payment_id: str, store_id: int, attempt: int = 1) -> str:
-    """`attempt` counts gateway calls only: waiting on the open breaker does not spend it."""
+    """Refund what remains of the capture (cancel, expiry, the admin's action).
+    `attempt` counts gateway calls only: waiting on the open breaker does not spend it."""
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
         return "missing"
     with use_store(store):
-        step = services.refund_payment(store=store, payment_id=payment_id, attempt=attempt)
+        step = refunds.refund_remaining(store=store, payment_id=payment_id, attempt=attempt)
     if step.kind in ("retry", "wait"):
         next_attempt = attempt + 1 if step.kind == "retry" else attempt
         raise self.retry(args=[payment_id, store_id], kwargs={"attempt": next_attempt}, countdown=step.delay)
+    return step.outcome
+
+
+@shared_task(name="payments.retry_refund", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def retry_refund(self, refund_id: str, store_id: int, attempt: int = 1) -> str:
+    """Finish a refund the API left pending (the gateway was down); same key, so at most once."""
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        return "missing"
+    with use_store(store):
+        step = refunds.drive_refund(store=store, refund_id=refund_id, attempt=attempt)
+    if step.kind in ("retry", "wait"):
+        next_attempt = attempt + 1 if step.kind == "retry" else attempt
+        raise self.retry(args=[refund_id, store_id], kwargs={"attempt": next_attempt}, countdown=step.delay)
     return step.outcome
 
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("orders/<uuid:order_id>/reject", api.OrderRejectView.as_view(), name="order-reject"),
     path("orders/<uuid:order_id>/retry-payment", api.OrderRetryPaymentView.as_view(), name="order-retry"),
     path("orders/<uuid:order_id>/payment", api.OrderPaymentView.as_view(), name="order-payment"),
+    path("orders/<uuid:order_id>/refunds", api.OrderRefundsView.as_view(), name="order-refunds"),
 ]

@@ -30,7 +30,7 @@ from orderflow.core.events import Event
 from orderflow.core.permissions import ROLE_PERMS
 from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key, find_api_key
 from orders.models import IdempotencyRecord, Order
-from payments.models import Payment, PaymentAttempt
+from payments.models import Payment, PaymentAttempt, Refund
 from tests.factories import make_product, make_store, make_user
 from tests.fulfillment.helpers import make_paid_order, shipment_in, started, walk_to
 
@@ -95,7 +95,11 @@ def world(store) -> None:
     """At least one row of every store-scoped model that has an admin (and the inlines' rows)."""
     make_product(store)  # product, stock level, ledger row
     walk_to(store, Fulfillment.Status.SHIPPED)  # order, items, fulfillment, lines, shipment, events
-    make_payment(store)  # payment, attempt
+    payment = make_payment(store)  # payment, attempt
+    Refund.all_stores.create(
+        store=store, payment=payment, order=payment.order, amount="1.00", currency=payment.currency,
+        idempotency_key=f"refund-{uuid.uuid4()}",
+    )  # fmt: skip
     IdempotencyRecord.all_stores.create(store=store, key=f"idem-{uuid.uuid4()}", fingerprint="f" * 64)
     make_alert(store)
     make_delivery(store)  # endpoint, event, delivery

@@ -27,11 +27,12 @@ from orderflow.core.events import Event, emit
 from orderflow.core.permissions import KEY_SCOPE_PERMS, NONE, ROLE_PERMS, Perm
 from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key
 from orders.models import IdempotencyRecord, Order
+from payments.models import Payment, Refund
 from tests.conftest import StoreClient
 from tests.factories import make_key, make_product, make_user, order_body
 from tests.fulfillment.helpers import started, walk_to
 from tests.orders.helpers import place
-from tests.payments.helpers import create_order, failed_order
+from tests.payments.helpers import create_order, failed_order, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +100,10 @@ def world() -> dict[str, Any]:
         "settings": sorted((s.slug, str(s.settings)) for s in Store.objects.all()),
         # last_used_at moves on every key's first use: not a change anyone made
         "keys": sorted(ApiKey.objects.values_list("prefix", "name", "scope", "revoked_at")),
-    }
+        "payments": sorted((str(p), s, str(a)) for p, s, a in Payment.all_stores.values_list(
+            "pk", "status", "refunded_amount")),
+        "refunds": Refund.all_stores.count(),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- actions
@@ -113,6 +117,7 @@ class Action:
     call: Callable[[APIClient, dict], Any]
     status: int  # the allowed call's answer
     happened: Callable[[dict], bool]  # the allowed call's change, seen in the database
+    gateway: bool = False  # the setup and the call need the real mock gateway
 
     def __str__(self) -> str:
         return self.name
@@ -129,6 +134,12 @@ def _order(status: str = Order.Status.PENDING):
         return ctx
 
     return setup
+
+
+def _paid_order(store) -> dict:
+    ctx = _catalogue(store)
+    ctx["order"] = paid_order(store, (ctx["product"], 2))
+    return ctx
 
 
 def _order_status(ctx) -> str:
@@ -205,6 +216,10 @@ ACTIONS = [
            202, lambda x: Order.all_stores.count() == 1),
     Action("orders.cancel", Perm.MANAGE_ORDERS, _order(), _post("/api/v1/orders/{order.pk}/cancel"),
            200, lambda x: _order_status(x) == "cancelled"),
+    Action("orders.refund", Perm.MANAGE_ORDERS, _paid_order,
+           _post("/api/v1/orders/{order.pk}/refunds", {"amount": "5.00"}),
+           201, lambda x: Payment.all_stores.get(order=x["order"]).status == "partially_refunded",
+           gateway=True),
     Action("orders.approve", Perm.MANAGE_ORDERS, _order("fraud_review"),
            _post("/api/v1/orders/{order.pk}/approve"),
            200, lambda x: _order_status(x) == "payment_processing"),
@@ -267,7 +282,11 @@ ACTIONS = [
 def _public_dns(monkeypatch):
     """Webhook hosts resolve to a public address, should creation look them up (no real DNS)."""
 
+    real = socket.getaddrinfo
+
     def resolve(host, port, *args, **kwargs):
+        if host in ("127.0.0.1", "localhost"):  # the mock gateway the refund row talks to
+            return real(host, port, *args, **kwargs)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_IP, port or 443))]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
@@ -275,7 +294,9 @@ def _public_dns(monkeypatch):
 
 @pytest.mark.parametrize("action", ACTIONS, ids=str)
 @pytest.mark.parametrize("principal", PRINCIPALS)
-def test_every_principal_on_every_mutating_endpoint(principal, action, store, other_store):
+def test_every_principal_on_every_mutating_endpoint(principal, action, store, other_store, request, settings):
+    if action.gateway:
+        settings.GATEWAY_URL = request.getfixturevalue("gateway").url
     ctx = action.setup(store)
     client = client_for(principal, store, other_store)
     before = world()

@@ -5,9 +5,11 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from dashboard.consumers import SESSION_STORE_KEY
+from inventory.models import StockLevel
 from orderflow.core.tenancy import Store
 from tests.dashboard.helpers import make_member, make_order
 from tests.factories import make_product, make_user
+from tests.payments.helpers import paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -298,3 +300,27 @@ def test_store_switches_refuse_an_invalid_threshold_with_a_message(client, store
     r = client.post(url, {"fraud_review_threshold": "101"}, follow=True)
     assert "fraud_review_threshold" in r.content.decode()
     assert Store.objects.get(pk=store.pk).settings == {}
+
+
+def test_the_order_page_refunds_lines_with_restock_and_lists_the_refund(client, store, gateway, settings):
+    settings.GATEWAY_URL = gateway.url
+    tee = make_product(store, "TEE", price="20.00", stock=5)
+    order = paid_order(store, (tee, 2))
+    line = order.items.get()
+    client.force_login(make_member(store, "operator"))
+    page = _order_page(client, order)
+    assert b'id="refund-form"' in page and f'name="qty_{line.pk}"'.encode() in page
+    r = client.post(
+        f"/dashboard/orders/{order.pk}/refund?store=store-a",
+        {f"qty_{line.pk}": "1", "restock": "on", "reason": "damaged"},
+    )
+    assert r.status_code == 302
+    assert StockLevel.all_stores.get(product=tee).on_hand == 4  # 5 − 2 sold + 1 back
+    page = _order_page(client, order)
+    assert b'id="refunds"' in page and b"damaged" in page and b"partially_refunded" in page
+    assert b'max="1"' in page  # one unit of the line is left to refund
+    # an amount over what remains is refused with a message, nothing moves
+    r = client.post(f"/dashboard/orders/{order.pk}/refund?store=store-a", {"amount": "20.01"}, follow=True)
+    assert b"exceeds" in r.content
+    [charge] = gateway.ledger(order_id=str(order.pk))
+    assert charge["refunded_amount"] == "20.00"

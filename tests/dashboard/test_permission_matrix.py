@@ -25,7 +25,7 @@ from payments.models import Payment
 from tests.dashboard.helpers import make_member, make_order
 from tests.factories import make_product, make_user
 from tests.fulfillment.helpers import walk_to
-from tests.payments.helpers import failed_order
+from tests.payments.helpers import failed_order, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,7 @@ class Action:
     url: Callable[[Any], str]
     data: Callable[[Any], dict]
     done: Callable[[Store, Any], bool]
+    gateway: bool = False  # the setup and the POST need the real mock gateway
 
 
 def _order_in(status: str):
@@ -98,7 +99,22 @@ def _fulfillment_action(name: str) -> Callable[[Any], str]:
     return lambda f: f"/dashboard/orders/{f.order_id}/{name}?store=store-a"
 
 
+def _paid_order(store):
+    return paid_order(store, (make_product(store, "TEE", price="20.00", stock=5), 2))
+
+
+def _refunded(store, order) -> bool:
+    return Order.all_stores.get(pk=order.pk).payment_status == "partially_refunded"
+
+
 ACTIONS: dict[str, Action] = {
+    "refund": Action(
+        _paid_order,
+        _order_action("refund"),
+        lambda o: {"qty_" + str(o.items.get().pk): "1", "restock": "on", "reason": "damaged"},
+        _refunded,
+        gateway=True,
+    ),
     "approve": Action(
         _order_in("fraud_review"),
         _order_action("approve"),
@@ -188,8 +204,8 @@ ACTIONS: dict[str, Action] = {
     ),
 }
 
-OPERATIONS = {"approve", "reject", "cancel", "retry_payment", "pick", "pack", "ready", "ship", "restock",
-              "test_order", "acknowledge", "resolve"}  # fmt: skip
+OPERATIONS = {"approve", "reject", "cancel", "retry_payment", "refund", "pick", "pack", "ready", "ship",
+              "restock", "test_order", "acknowledge", "resolve"}  # fmt: skip
 ALLOWED: dict[str, set[str]] = {
     "owner": OPERATIONS | {"settings"},
     "operator": OPERATIONS,
@@ -216,7 +232,7 @@ def snapshot(store) -> dict[str, Any]:
     return {
         "events": Event.all_stores.filter(store=store).count(),
         "orders": rows(Order, "status", "payment_status", "fulfillment_status"),
-        "payments": rows(Payment, "status"),
+        "payments": rows(Payment, "status", "refunded_amount"),
         "fulfillments": rows(Fulfillment, "status"),
         "stock": rows(StockLevel, "on_hand", "reserved"),
         "alerts": rows(Alert, "status", "acknowledged_by", "resolved_by"),
@@ -226,8 +242,10 @@ def snapshot(store) -> dict[str, Any]:
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
 @pytest.mark.parametrize("who", sorted(ALLOWED))
-def test_dashboard_action_matrix(client, store, other_store, who, action):
+def test_dashboard_action_matrix(client, store, other_store, who, action, request, settings):
     spec = ACTIONS[action]
+    if spec.gateway:
+        settings.GATEWAY_URL = request.getfixturevalue("gateway").url
     target = spec.setup(store)
     client.force_login(_principal(who, store, other_store))
     before = snapshot(store)
@@ -244,8 +262,10 @@ def test_dashboard_action_matrix(client, store, other_store, who, action):
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
-def test_anonymous_is_sent_to_the_login_page_and_changes_nothing(client, store, action):
+def test_anonymous_is_sent_to_the_login_page_and_changes_nothing(client, store, action, request, settings):
     spec = ACTIONS[action]
+    if spec.gateway:
+        settings.GATEWAY_URL = request.getfixturevalue("gateway").url
     target = spec.setup(store)
     before = snapshot(store)
     r = client.post(spec.url(target), spec.data(target))

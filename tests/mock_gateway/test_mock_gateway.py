@@ -765,6 +765,57 @@ def test_bank_refunds() -> None:
     assert fetched["status"] == "refunded" and fetched["refunded_amount"] == "10.00"
 
 
+def test_bank_over_refund_is_refused_with_the_charge_totals() -> None:
+    bank, _ = _bank()
+    charge = bank.create_charge({**_valid_charge_body(), "amount": "10.00"}, "c").body
+    assert bank.create_refund({"charge": charge["id"], "amount": "4.00"}, "a").status == 201
+    refused = bank.create_refund({"charge": charge["id"], "amount": "6.01"}, "b")
+    assert refused.status == 400
+    err = refused.body["error"]
+    assert err["code"] == "amount_too_large" and "6.01" in err["message"]
+    assert (err["charge_amount"], err["refunded_amount"], err["refundable_amount"]) == (
+        "10.00",
+        "4.00",
+        "6.00",
+    )
+    # a refusal is not stored for its key: once it fits, the same key may refund
+    assert bank.ledger()["charges"][0]["refunded_amount"] == "4.00"
+
+
+def test_bank_ledger_lists_the_refunds_of_each_charge() -> None:
+    bank, _ = _bank()
+    first = bank.create_charge({**_valid_charge_body(), "amount": "10.00"}, "c1").body
+    second = bank.create_charge({**_valid_charge_body(), "amount": "5.00"}, "c2").body
+    a = bank.create_refund({"charge": first["id"], "amount": "1.00"}, "r1").body
+    b = bank.create_refund({"charge": first["id"], "amount": "2.00"}, "r2").body
+    rows = {c["id"]: c for c in bank.ledger()["charges"]}
+    assert [r["id"] for r in rows[first["id"]]["refunds"]] == [a["id"], b["id"]]
+    assert rows[first["id"]]["refunded_amount"] == "3.00"
+    assert rows[first["id"]]["status"] == "partially_refunded"
+    assert rows[second["id"]]["refunds"] == []
+
+
+def test_bank_concurrent_partial_refunds_never_exceed_the_charge() -> None:
+    """Twenty racing refunds of 1.00 (each its own key) on a 10.00 charge: exactly ten succeed."""
+    bank, _ = _bank()
+    charge = bank.create_charge({**_valid_charge_body(), "amount": "10.00"}, "c").body
+    results: list[int] = []
+    start = threading.Barrier(20)
+
+    def refund(n: int) -> None:
+        start.wait()
+        results.append(bank.create_refund({"charge": charge["id"], "amount": "1.00"}, f"r{n}").status)
+
+    threads = [threading.Thread(target=refund, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201] * 10 + [400] * 10
+    row = bank.ledger()["charges"][0]
+    assert row["refunded_amount"] == "10.00" and len(row["refunds"]) == 10
+
+
 def test_bank_control_validation_is_all_or_nothing() -> None:
     bank, _ = _bank(seed=9)
     assert bank.update_control({"outage": True, "latency_ms": -5}).status == 400

@@ -19,6 +19,7 @@ from orderflow.core import vault
 from orderflow.core.events import Event, emit
 from orderflow.core.tenancy import Store
 from orders.models import Order, OrderItem
+from payments import services as payment_services
 from payments.models import Payment
 from tests.factories import order_body
 
@@ -137,4 +138,18 @@ def failed_order(store: Store, *lines: tuple[Product, int], card: str = CARD_OK)
         )  # fmt: skip
         Order.all_stores.filter(pk=order.pk).update(payment_status="failed", payment_attempts=1)
     order.refresh_from_db()
+    return order
+
+
+def paid_order(store: Store, *lines: tuple[Product, int]) -> Order:
+    """An order taken through the fraud check and charged at the gateway (GATEWAY_URL must point
+    at the mock gateway): paid, its stock committed, its payment `succeeded`."""
+    order = create_order(store, *lines)
+    payment_services.check_fraud(store=store, order_id=order.pk)
+    payment = Payment.all_stores.get(order=order)
+    for _ in range(10):
+        if payment_services.attempt_charge(store=store, payment_id=payment.pk).kind == "done":
+            break
+    order.refresh_from_db()
+    assert order.status == "paid" and order.payment_status == "succeeded", order.status
     return order

@@ -11,7 +11,7 @@ from orderflow.core import vault
 from orderflow.core.errors import InvalidTransition
 from orders import services as order_services
 from orders.models import Order
-from payments import breaker, fraud, services
+from payments import breaker, fraud, refunds, services
 from payments.models import Payment, PaymentAttempt
 from tests.factories import make_product
 from tests.payments.helpers import (
@@ -401,8 +401,8 @@ def test_refunding_a_cancelled_paid_order(store, product, gw):
     order.refresh_from_db()
     order_services.change_status(order=order, to="cancelled", reason="customer")
     payment.refresh_from_db()
-    assert services.payment_needs_refund(payment)
-    assert services.refund_payment(store=store, payment_id=payment.pk).outcome == "refunded"
+    assert refunds.payment_needs_refund(payment)
+    assert refunds.refund_remaining(store=store, payment_id=payment.pk).outcome == "refunded"
     payment.refresh_from_db()
     order.refresh_from_db()
     assert (payment.status, payment.refunded_amount) == ("refunded", Decimal("40.00"))
@@ -411,7 +411,7 @@ def test_refunding_a_cancelled_paid_order(store, product, gw):
     refunded = event(store, "payment.refunded", order)
     assert refunded.data["amount"] == "40.00" and refunded.data["refund_id"] == payment.refund_id
     # again: nothing more is refunded
-    assert services.refund_payment(store=store, payment_id=payment.pk).kind == "done"
+    assert refunds.refund_remaining(store=store, payment_id=payment.pk).kind == "done"
     assert len(gw.ledger(order_id=str(order.pk))) == 1
 
 
@@ -430,7 +430,7 @@ def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product
     services._succeed(payment, charge)
     payment = Payment.all_stores.select_related("order").get(pk=payment.pk)
     assert payment.status == "succeeded" and payment.order.status == "cancelled"
-    assert services.payment_needs_refund(payment)
+    assert refunds.payment_needs_refund(payment)
 
 
 # ------------------------------------------------------------------------------ reconciler
