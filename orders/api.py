@@ -30,6 +30,7 @@ from . import idempotency, legacy, selectors, services, validation
 from .cards import digits_only, luhn_valid
 from .countries import ISO_3166_ALPHA2
 from .filters import OrderFilter
+from .models import Order
 from .representation import OrderOut
 from .validation import CURRENCY_RE, CVC_RE, METADATA_MAX_BYTES, METADATA_MAX_KEYS
 
@@ -333,6 +334,8 @@ class OrderListCreateView(generics.ListAPIView):
         return OrderOut
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema reads the model and the filters
+            return Order.all_stores.none()
         return selectors.order_list(self.request.store)
 
     def get_cursor_queryset(self):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, QuerySet, Value
+from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.response import Response
@@ -66,7 +66,7 @@ class CursorPagination(BasePagination):
             # Walking forward in a descending list means smaller keys; backward, larger ones.
             smaller = descending != self.backward
             lookup = TupleLessThan if smaller else TupleGreaterThan
-            qs = qs.filter(lookup(Tuple(*(F(n) for n in names)), Tuple(*(Value(v) for v in key))))
+            qs = qs.filter(lookup(Tuple(*(F(n) for n in names)), tuple(key)))
         if self.backward:  # the items nearest the cursor, fetched in reverse, then put back in order
             fields = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in fields)
         rows = list(qs.order_by(*fields)[: self.limit + 1])

@@ -228,6 +228,10 @@ class StoreScopedManager(models.Manager.from_queryset(StoreScopedQuerySet)):
             raise NoStoreInContext("for_store() needs a store")
         return StoreScopedQuerySet(self.model, using=self._db).filter(store=store)
 
+    def none(self):
+        """Empty in every store, so safe with none in context (the schema generator asks for it)."""
+        return StoreScopedQuerySet(self.model, using=self._db).none()
+
 
 class TenantModel(models.Model):
     """Base for every tenant-owned table: carries `store`, two managers, scoped by default."""
