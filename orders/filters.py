@@ -9,6 +9,8 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from orderflow.core.filters import ChoicesInFilter, SelectorFilterSet
+
 from . import selectors
 from .models import Order
 
@@ -30,11 +32,9 @@ class WhenFilter(django_filters.Filter):
     field_class = WhenField
 
 
-class ChoicesInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
-    """One value or a comma-separated list of them."""
+class OrderFilter(SelectorFilterSet):
+    narrow = staticmethod(selectors.filter_orders)
 
-
-class OrderFilter(django_filters.FilterSet):
     status = ChoicesInFilter(choices=Order.Status.choices, help_text="One status or a comma-separated list.")
     payment_status = ChoicesInFilter(
         choices=Order.PaymentStatus.choices, help_text="One payment status or a comma-separated list."
@@ -54,7 +54,3 @@ class OrderFilter(django_filters.FilterSet):
     class Meta:
         model = Order
         fields: list[str] = []
-
-    def filter_queryset(self, queryset):
-        given = {name: value for name, value in self.form.cleaned_data.items() if value not in (None, "", [])}
-        return selectors.filter_orders(queryset, **given)
