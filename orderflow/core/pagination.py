@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.pagination import BasePagination, PageNumberPagination
@@ -94,12 +96,17 @@ class CursorPagination(BasePagination):
 
     @staticmethod
     def _key_of(scope: QuerySet, names: tuple[str, ...], cursor: str, param: str) -> tuple:
-        pk_field = scope.model._meta.pk
+        row = None
         try:
-            pk = pk_field.to_python(cursor)
-            row = scope.filter(pk=pk).values_list(*names).first()
-        except Exception:  # a malformed id (not a UUID, not a number) is as unknown as a missing one
-            row = None
+            pk = scope.model._meta.pk.to_python(cursor)
+        except (DjangoValidationError, ValueError, TypeError):  # malformed: as unknown as a missing one
+            pk = None
+        if pk is not None:
+            try:
+                with transaction.atomic():  # an id out of the column's range must not spoil the request's
+                    row = scope.filter(pk=pk).values_list(*names).first()
+            except DataError:
+                row = None
         if row is None:
             raise ValidationFailed(
                 f"`{param}` names no object in this list.",

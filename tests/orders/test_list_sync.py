@@ -226,7 +226,7 @@ def test_an_orders_events_are_paged_by_id_oldest_first(api, store):
     emit("test.later", store=store, order_id=order.pk, data={})
     r = api.get(f"/api/v1/orders/{order.pk}/events?starting_after={last.pk}")
     assert [e["topic"] for e in r.json()["results"]] == ["test.later"]
-    for cursor in (foreign.pk, 10**12, "x"):  # another order's event, none, not an id
+    for cursor in (foreign.pk, 10**12, 10**30, "x"):  # another order's event, none, out of range, not an id
         r = api.get(f"/api/v1/orders/{order.pk}/events?starting_after={cursor}")
         assert r.status_code == 400 and "starting_after" in r.json()["error"]["fields"]
 
