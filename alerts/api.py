@@ -7,7 +7,8 @@ is refused by the state table (409 `invalid_transition`).
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 
 from . import selectors, services, webhooks
+from .filters import AlertFilter, WebhookDeliveryFilter
 from .models import Alert, WebhookDelivery, WebhookEndpoint
 
 # ---------------------------------------------------------------------------------- alerts
@@ -32,31 +34,17 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AlertFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Alert.Status.choices, required=False)
-    kind = serializers.ChoiceField(choices=Alert.Kind.choices, required=False)
-    severity = serializers.ChoiceField(choices=Alert.Severity.choices, required=False)
-
-
 class AlertListView(ListAPIView):
     """`GET /api/v1/alerts` — most recently seen first; filters `status`, `kind`, `severity`."""
 
     serializer_class = AlertSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AlertFilter
 
     def get_queryset(self):
-        filters = AlertFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return selectors.alerts(self.request.store, **filters.validated_data)
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", enum=Alert.Status.values),
-            OpenApiParameter("kind", enum=Alert.Kind.values),
-            OpenApiParameter("severity", enum=Alert.Severity.values),
-        ]
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+        if getattr(self, "swagger_fake_view", False):
+            return Alert.all_stores.none()
+        return selectors.alerts(self.request.store)
 
 
 class _AlertActionView(GenericAPIView):
@@ -169,27 +157,19 @@ class WebhookDetailView(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
-
-
 class WebhookDeliveryListView(ListAPIView):
     """`GET /api/v1/webhooks/<id>/deliveries` — the delivery log, newest first; filter `status`."""
 
     serializer_class = WebhookDeliverySerializer
     read_perm = Perm.MANAGE_WEBHOOKS
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = WebhookDeliveryFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request store
             return WebhookDelivery.all_stores.none()
         endpoint = selectors.get_webhook_endpoint(self.request.store, self.kwargs["endpoint_id"])
-        filters = DeliveryFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return selectors.webhook_deliveries(self.request.store, endpoint=endpoint, **filters.validated_data)
-
-    @extend_schema(parameters=[OpenApiParameter("status", enum=WebhookDelivery.Status.values)])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+        return selectors.webhook_deliveries(self.request.store, endpoint=endpoint)
 
 
 class WebhookRedeliverView(GenericAPIView):

@@ -16,14 +16,20 @@ def alerts(
     store: Store, *, status: str | None = None, kind: str | None = None, severity: str | None = None
 ) -> QuerySet[Alert]:
     """The store's alerts, most recently seen first, optionally filtered."""
-    qs = Alert.objects.for_store(store)
+    qs = Alert.objects.for_store(store).order_by("-last_seen_at", "-id")
+    return filter_alerts(qs, status=status, kind=kind, severity=severity)
+
+
+def filter_alerts(
+    qs: QuerySet[Alert], *, status: str | None = None, kind: str | None = None, severity: str | None = None
+) -> QuerySet[Alert]:
     if status:
         qs = qs.filter(status=status)
     if kind:
         qs = qs.filter(kind=kind)
     if severity:
         qs = qs.filter(severity=severity)
-    return qs.order_by("-last_seen_at", "-id")
+    return qs
 
 
 def active_alerts(store: Store) -> QuerySet[Alert]:
@@ -78,9 +84,15 @@ def webhook_deliveries(
     qs = WebhookDelivery.objects.for_store(store).select_related("endpoint")
     if endpoint is not None:
         qs = qs.filter(endpoint=endpoint)
+    return filter_webhook_deliveries(qs.order_by("-created_at"), status=status)
+
+
+def filter_webhook_deliveries(
+    qs: QuerySet[WebhookDelivery], *, status: str | None = None
+) -> QuerySet[WebhookDelivery]:
     if status:
         qs = qs.filter(status=status)
-    return qs.order_by("-created_at")
+    return qs
 
 
 def get_webhook_delivery(

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib import auth
 
 from orderflow.core.permissions import Perm, can
-from orderflow.core.tenancy import Store
+from orderflow.core.tenancy import STORE_SESSION_KEY, Store
 
 from .push import group_name, user_group_name
 
@@ -37,7 +37,7 @@ log = logging.getLogger("orderflow.dashboard.consumers")
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_UNVERIFIED = 1011  # the check itself failed: closed (the page reconnects and is checked anew)
-SESSION_STORE_KEY = "dashboard_store"
+SESSION_STORE_KEY = STORE_SESSION_KEY  # one key, owned by core (the browsable API reads it too)
 
 
 @database_sync_to_async

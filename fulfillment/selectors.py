@@ -19,6 +19,10 @@ def list_fulfillments(store: Store, *, status: str | None = None) -> QuerySet[Fu
         .prefetch_related("lines")
         .order_by("-created_at", "-id")
     )
+    return filter_fulfillments(qs, status=status)
+
+
+def filter_fulfillments(qs: QuerySet[Fulfillment], *, status: str | None = None) -> QuerySet[Fulfillment]:
     if status:
         if status not in Fulfillment.Status.values:
             raise ValidationFailed(fields={"status": [f"One of: {', '.join(Fulfillment.Status.values)}."]})

@@ -44,6 +44,17 @@ def products(
 ) -> QuerySet[Product]:
     """The store's catalogue with stock levels joined (one query per page)."""
     qs = Product.all_stores.for_store(_require(store)).select_related("stock").order_by("sku")
+    return filter_products(qs, active=active, search=search, skus=skus)
+
+
+def filter_products(
+    qs: QuerySet[Product],
+    *,
+    active: bool | None = None,
+    search: str | None = None,
+    skus: Iterable[str] | None = None,
+) -> QuerySet[Product]:
+    """`active` true/false; `search` a substring of SKU or name; `skus` exact SKUs."""
     if active is not None:
         qs = qs.filter(active=active)
     if search:
@@ -135,6 +146,13 @@ def stock_levels(store: Store, *, skus: Iterable[str] | None = None, low: bool |
     qs = _with_cover(
         StockLevel.all_stores.for_store(_require(store)).select_related("product").order_by("product__sku")
     )
+    return filter_stock_levels(qs, skus=skus, low=low)
+
+
+def filter_stock_levels(
+    qs: QuerySet, *, skus: Iterable[str] | None = None, low: bool | None = None
+) -> QuerySet:
+    """`skus` exact SKUs; `low` true keeps SKUs at or under their threshold, false the others."""
     if skus is not None:
         qs = qs.filter(product__sku__in=list(skus))
     low_q = Q(on_hand__lte=F("reserved") + F("low_stock_threshold"))
@@ -164,7 +182,12 @@ def stock_level(store: Store, sku: str) -> StockLevel:
 def movements(store: Store, sku: str, *, kind: str | None = None) -> QuerySet[StockMovement]:
     """The SKU's ledger, newest first; 404 `product_not_found` for an unknown SKU."""
     product = product_by_sku(store, sku)
-    qs = StockMovement.all_stores.filter(store=store, product=product).order_by("-id")
+    return filter_movements(
+        StockMovement.all_stores.filter(store=store, product=product).order_by("-id"), kind=kind
+    )
+
+
+def filter_movements(qs: QuerySet[StockMovement], *, kind: str | None = None) -> QuerySet[StockMovement]:
     if kind:
         qs = qs.filter(kind=kind)
     return qs

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orderflow.core import health
@@ -12,11 +13,14 @@ handler404 = "orderflow.core.errors.handler404"
 handler500 = "orderflow.core.errors.handler500"
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/dashboard/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The browsable API's log in / log out links (Django's login view: django-axes counts failures).
+    path("api-auth/", include("rest_framework.urls")),
     path("api/v1/", include("orderflow.core.urls")),
     path("api/v1/", include("inventory.urls")),
     path("api/v1/", include("orders.urls")),

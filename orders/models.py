@@ -108,7 +108,10 @@ class Order(TenantModel):
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
         ]
         indexes = [
-            models.Index(fields=["store", "-created_at"], name="order_store_created"),
+            # the order lists' keyset (orders.selectors.ORDER_LIST_ORDERING), store first
+            models.Index(fields=["store", "-created_at", "-id"], name="order_store_created_id"),
+            # `updated_after`: an integrator's incremental sync
+            models.Index(fields=["store", "updated_at"], name="order_store_updated"),
             models.Index(fields=["store", "status", "-created_at"], name="order_store_status_created"),
             models.Index(fields=["store", "customer_email"], name="order_store_email"),
             # the fraud check's bounded lookups (payments.fraud.gather_facts)

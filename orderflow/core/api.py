@@ -1,8 +1,14 @@
-"""Core endpoints: the store the credentials act for and its settings, and the store's API keys."""
+"""Core endpoints: the API root, the store the credentials act for and its settings, and the
+store's API keys."""
 
+from urllib.parse import urlencode
+
+from django.urls import URLPattern, URLResolver, get_resolver
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,8 +23,43 @@ from .store_settings import (
     validate_store_settings,
 )
 from .tenancy import ApiKey, actor_name
+from .throttles import PublicThrottle
 
 ERROR = OpenApiResponse(description="Error: `{error: {code, message, fields?}}`.")
+
+API_PREFIX = "api/v1/"
+
+
+def api_resources() -> list[str]:
+    """The routes under /api/v1/ that take no argument — the lists and singletons — read from the
+    URLconf, so a new app's list appears here without an edit (and core imports no app)."""
+    routes: list[str] = []
+    for entry in get_resolver().url_patterns:
+        if not (isinstance(entry, URLResolver) and str(entry.pattern) == API_PREFIX):
+            continue
+        for pattern in entry.url_patterns:
+            route = str(pattern.pattern)
+            if isinstance(pattern, URLPattern) and route and not pattern.pattern.converters:
+                if route not in routes:
+                    routes.append(route)
+    return routes
+
+
+class ApiRootView(APIView):
+    """`GET /api/v1/` — the resources, as links (the browsable API's front door). Needs no
+    credential and no store: it lists addresses, not data. A `?store=` given here is carried on
+    every link, so a signed-in member can click on through."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PublicThrottle]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, auth=[])
+    def get(self, request):
+        store = request.query_params.get("store", "").strip()
+        suffix = f"?{urlencode({'store': store})}" if store else ""
+        base = request.build_absolute_uri(f"/{API_PREFIX}")
+        return Response({route: f"{base}{route}{suffix}" for route in api_resources()})
 
 
 class StoreSerializer(serializers.Serializer):

@@ -228,6 +228,10 @@ class StoreScopedManager(models.Manager.from_queryset(StoreScopedQuerySet)):
             raise NoStoreInContext("for_store() needs a store")
         return StoreScopedQuerySet(self.model, using=self._db).filter(store=store)
 
+    def none(self):
+        """Empty in every store, so safe with none in context (the schema generator asks for it)."""
+        return StoreScopedQuerySet(self.model, using=self._db).none()
+
 
 class TenantModel(models.Model):
     """Base for every tenant-owned table: carries `store`, two managers, scoped by default."""
@@ -270,8 +274,13 @@ class ApiKeyPrincipal:
         return False
 
 
-# Paths under /api/ that need no store (public tracking, carriers, schema and docs).
+# Paths under /api/ that need no store (public tracking, carriers, schema and docs; the API root).
 PUBLIC_API_PREFIXES = ("/api/v1/track/", "/api/v1/carriers/", "/api/schema", "/api/docs", "/api/redoc")
+PUBLIC_API_PATHS = frozenset({"/api/v1/"})
+
+# The session key holding the slug of the store a signed-in member last chose on the dashboard; the
+# browsable API acts for it when the request names no store. (Core owns it: the dashboard writes it.)
+STORE_SESSION_KEY = "dashboard_store"
 
 
 def actor_name(request: Any) -> str:
@@ -293,7 +302,11 @@ class TenantMiddleware:
         request.store = None
         request.api_key = None
         path = request.path
-        if not path.startswith("/api/v1/") or path.startswith(PUBLIC_API_PREFIXES):
+        if (
+            not path.startswith("/api/v1/")
+            or path.startswith(PUBLIC_API_PREFIXES)
+            or path in PUBLIC_API_PATHS
+        ):
             return self.get_response(request)
         try:
             store, principal = self.resolve(request)
@@ -317,8 +330,22 @@ class TenantMiddleware:
         with use_store(store):
             return self.get_response(request)
 
-    def resolve(self, request) -> tuple[Store, Any]:
+    @staticmethod
+    def store_slug(request) -> str:
+        """`X-Store-ID`, always first. A browser (no Authorization header) cannot set it, so a
+        signed-in member browsing the API names the store with `?store=<slug>`, or else acts for
+        the store last chosen on the dashboard. Membership is checked after, the same for all."""
         slug = request.headers.get("X-Store-ID", "").strip()
+        if slug or "Authorization" in request.headers:
+            return slug
+        slug = request.GET.get("store", "").strip()
+        session = getattr(request, "session", None)
+        if not slug and session is not None:
+            slug = str(session.get(STORE_SESSION_KEY) or "").strip()
+        return slug
+
+    def resolve(self, request) -> tuple[Store, Any]:
+        slug = self.store_slug(request)
         if not slug:
             raise StoreRequired()
         auth = request.headers.get("Authorization", "")

@@ -10,6 +10,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from fulfillment.api import CarrierWebhookView
+from orderflow.core.api import ApiRootView
 from orderflow.core.permissions import (
     KEY_SCOPE_PERMS,
     ROLE_PERMS,
@@ -22,7 +23,8 @@ from orderflow.core.tenancy import ApiKeyPrincipal, create_api_key
 from orders.api import PublicTrackingView
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
-PUBLIC = {PublicTrackingView, CarrierWebhookView}  # no store, no credential: AllowAny on purpose
+# no store, no credential: AllowAny on purpose (the API root lists addresses, no data)
+PUBLIC = {PublicTrackingView, CarrierWebhookView, ApiRootView}
 
 
 def api_views() -> list[tuple[str, type]]:
