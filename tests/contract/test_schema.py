@@ -174,3 +174,14 @@ def test_every_error_answer_is_documented_with_the_error_schema(schema):
             assert 404 in codes, (method, path, codes)
         if method == "GET" and any(p["name"] in ("page", "cursor") for p in op.get("parameters", [])):
             assert {400, 404} <= codes, (method, path, codes)  # a page or cursor that does not exist
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["page=9999", "page=0", "page=x", "cursor=not-a-cursor", "page_size=-1"])
+def test_an_out_of_range_page_or_cursor_is_a_documented_answer(api, schema, query):
+    """Whatever the paginator answers for a page that does not exist, the schema says it."""
+    r = api.get(f"/api/v1/orders?{query}")
+    documented = schema["paths"]["/api/v1/orders"]["get"]["responses"]
+    assert str(r.status_code) in documented, (query, r.status_code)
+    if r.status_code >= 400:
+        assert set(r.json()["error"]) >= {"code", "message"}

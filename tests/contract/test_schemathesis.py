@@ -5,9 +5,6 @@ never by loosening the checks."""
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -17,6 +14,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.contract.inprocess import wsgi_app
 from tests.factories import make_key, make_product, make_store
 
 CHECKS = [
@@ -37,26 +35,9 @@ def seeded(db):
     return store, make_key(store)
 
 
-def _app():
-    """Django's WSGI app, minus what Django's own test client also leaves out: closing the
-    database connection at the end of each request (it would close the test's transaction)."""
-    handler = get_wsgi_application()
-
-    def app(environ, start_response):
-        request_started.disconnect(close_old_connections)
-        request_finished.disconnect(close_old_connections)
-        try:
-            return handler(environ, start_response)
-        finally:
-            request_started.connect(close_old_connections)
-            request_finished.connect(close_old_connections)
-
-    return app
-
-
 # The schema as the running app serves it (loaded at collection: it needs no database). Not
 # `schemathesis.pytest.from_fixture`: its lazy loader breaks on pytest 9 (`Function._nodeid`).
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", _app())
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app())
 
 
 @schema.parametrize()
