@@ -120,8 +120,9 @@ class OrderFlowAutoSchema(AutoSchema):
         return [_TAG_BY_APP.get(app, segments[0] if segments else app)]
 
     def get_operation_id(self) -> str:
-        """The URL name, its first word written as the path's (orders, not order), and the
-        verb: `orders_list`, `orders_create`, `orders_retrieve`, `orders_cancel`."""
+        """The URL name, its resource word written as the path's first segment (orders, not
+        order; keys, not api-key), and the verb: `orders_list`, `orders_create`,
+        `orders_retrieve`, `orders_cancel`, `keys_revoke`."""
         name = _url_names().get(self.path_regex)
         if not name:
             return super().get_operation_id()
@@ -133,8 +134,10 @@ class OrderFlowAutoSchema(AutoSchema):
         elif len(self._methods()) > 1:
             verb = _METHOD_VERBS.get(self.method)
         segments = self._segments()
-        if segments and segments[0].startswith(words[0]):
-            words[0] = segments[0]
+        for i, word in enumerate(words):  # "api-key-list" on /keys → keys_list
+            if segments and segments[0].startswith(word):
+                words = [segments[0], *words[i + 1 :]]
+                break
         return "_".join(w.replace("-", "_") for w in [*words, verb] if w)
 
     def _methods(self) -> set[str]:
