@@ -14,8 +14,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import StoreClient
 from tests.contract.inprocess import wsgi_app
-from tests.factories import make_key, make_product, make_store
+from tests.factories import make_key, make_product, make_store, order_body
 
 CHECKS = [
     not_a_server_error,
@@ -32,7 +33,13 @@ def seeded(db):
     store = make_store("contract", name="Contract Store")
     for sku in ("SKU-1", "SKU-2"):
         make_product(store, sku, stock=1_000_000)
-    return store, make_key(store)
+    raw_key = make_key(store)
+    # One order, so the lists (orders, movements) answer with rows for the schema checks to read.
+    placed = StoreClient(store, raw_key).post(
+        "/api/v1/orders", order_body(("SKU-1", 2)), format="json", HTTP_IDEMPOTENCY_KEY="contract-seed"
+    )
+    assert placed.status_code == 202, placed.content
+    return store, raw_key
 
 
 # The schema as the running app serves it (loaded at collection: it needs no database). Not
