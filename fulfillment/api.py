@@ -251,6 +251,7 @@ class CarrierWebhookView(APIView):
     throttle_classes = [CarrierThrottle]
     parser_classes = [JSONParser]
     serializer_class = CarrierUpdateSerializer
+    error_statuses = (401,)  # a missing or wrong signature (documented by the schema class)
 
     @extend_schema(
         request=CarrierUpdateSerializer,

@@ -327,15 +327,13 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the schema then declares one request body per operation (the legacy intake
+    # endpoint, orders.api.LegacyOrderView, keeps its form encoding with its own parsers).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "orderflow.core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "orderflow.core.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "orderflow.core.schema.OrderFlowAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -352,6 +350,30 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # One name per choice set: drf-spectacular names enums by field name, so the order's
+    # `fulfillment_status` and the fulfillment's `status` once shared `FulfillmentStatusEnum` and
+    # generated clients could not parse orders. tests/contract/test_schema.py checks every enum.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "OrderPaymentStatusEnum": "orders.models.Order.PaymentStatus",
+        "OrderFulfillmentStatusEnum": "orders.models.Order.FulfillmentStatus",
+        "FulfillmentStatusEnum": "fulfillment.models.Fulfillment.Status",
+        "ShipmentStatusEnum": "fulfillment.models.Shipment.Status",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+        "AlertStatusEnum": "alerts.models.Alert.Status",
+        "WebhookDeliveryStatusEnum": "alerts.models.WebhookDelivery.Status",
+    },
+    "TAGS": [
+        {"name": "orders", "description": "Intake, reading, cancelling and tracking orders."},
+        {"name": "payments", "description": "Fraud review decisions and payment attempts."},
+        {"name": "inventory", "description": "Products, stock levels and stock movements."},
+        {"name": "fulfillment", "description": "Picking, packing and shipping; carrier updates."},
+        {"name": "alerts", "description": "Operational alerts."},
+        {"name": "webhooks", "description": "Outgoing webhook endpoints and their deliveries."},
+        {"name": "store", "description": "The store the request acts for, and its settings."},
+        {"name": "keys", "description": "The store's API keys."},
+        {"name": "dashboard", "description": "Figures for the dashboard."},
+    ],
 }
 
 # --- auth, i18n, static -------------------------------------------------------------------------

@@ -345,11 +345,10 @@ class TenantMiddleware:
         return slug
 
     def resolve(self, request) -> tuple[Store, Any]:
-        slug = self.store_slug(request)
-        if not slug:
-            raise StoreRequired()
+        """The credential first (401 without one, whatever the headers), then the store."""
         auth = request.headers.get("Authorization", "")
         key = None
+        user = getattr(request, "user", None)
         if auth:
             scheme, _, raw = auth.partition(" ")
             if scheme.lower() != "bearer" or not raw.strip():
@@ -357,6 +356,11 @@ class TenantMiddleware:
             key = find_api_key(raw.strip())
             if key is None or not key.is_active:
                 raise NotAuthenticated("That API key is unknown or revoked.")
+        elif user is None or not user.is_authenticated:
+            raise NotAuthenticated()
+        slug = self.store_slug(request)
+        if not slug:
+            raise StoreRequired()
         store = (
             key.store
             if key is not None and key.store.slug == slug
@@ -369,9 +373,6 @@ class TenantMiddleware:
                 raise Forbidden("This key may not act for that store.")
             _touch_key(key)
             return store, ApiKeyPrincipal(api_key=key)
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            raise NotAuthenticated()
         if not user_can_open_store(user, store):
             raise Forbidden("You are not a member of that store.")
         return store, user

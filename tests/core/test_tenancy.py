@@ -30,6 +30,27 @@ def test_missing_store_header_is_400_store_required(store):
     assert r.json()["error"]["code"] == "store_required"
 
 
+def test_no_credential_and_no_store_header_is_401_before_the_store_check(client):
+    r = client.get("/api/v1/orders")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "not_authenticated"
+    assert r["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_bad_key_without_a_store_header_is_401(client, store):
+    r = client.get("/api/v1/store", HTTP_AUTHORIZATION="Bearer of_nope")
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_signed_in_user_without_store_header_is_400_store_required(client, store):
+    user = make_user("owner@a.test", store=store, role="owner")
+    client.force_login(user)
+    r = client.get("/api/v1/store")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "store_required"
+
+
 def test_unknown_store_is_404_store_not_found(api):
     r = api.as_store("no-such-store").get("/api/v1/store")
     assert r.status_code == 404

@@ -331,8 +331,11 @@ def test_session_member_can_use_the_browsable_api_form(client, store):
     client.force_login(make_user(store=store))
     r = client.get("/api/v1/inventory", HTTP_X_STORE_ID=store.slug, HTTP_ACCEPT="text/html")
     assert r.status_code == 200 and b"A" in r.content
-    r = client.post(
-        "/api/v1/inventory/A/restock", {"quantity": "4", "note": "form"}, HTTP_X_STORE_ID=store.slug
+    r = client.post(  # what the raw-data form sends: the API takes JSON only
+        "/api/v1/inventory/A/restock",
+        {"quantity": 4, "note": "form"},
+        content_type="application/json",
+        HTTP_X_STORE_ID=store.slug,
     )
     assert r.status_code == 200, r.content
     assert StockLevel.all_stores.get(product__sku="A").on_hand == 5
@@ -362,7 +365,8 @@ def test_every_endpoint_renders_in_the_browsable_api(client, store, url):
     assert b"<html" in r.content.lower()
 
 
-def test_browsable_api_form_offers_the_create_fields(client, store):
+def test_browsable_api_raw_data_form_offers_the_create_fields_as_json(client, store):
     client.force_login(make_user(store=store))
     r = client.get("/api/v1/products", HTTP_X_STORE_ID=store.slug, HTTP_ACCEPT="text/html")
-    assert b'name="initial_stock"' in r.content
+    assert b"&quot;initial_stock&quot;" in r.content
+    assert b'<option value="application/json"' in r.content
