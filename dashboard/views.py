@@ -548,11 +548,10 @@ def workflow(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/workflow.html",
         "workflow",
-        data={
-            "graph": selectors.workflow_graph(),
-            "counts": selectors.topic_counts(store, timezone.now() - timedelta(hours=24)),
-            "path": path,
-        },
+        data={"path": path},
+        board=selectors.workflow_board(
+            store, timezone.now() - timedelta(hours=24), path_topics=path["topics"] if path else ()
+        ),
         recent=selectors.recent_orders(store, 20),
         path=path,
     )
