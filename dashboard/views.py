@@ -41,7 +41,13 @@ from inventory import services as inventory_services
 from orderflow.core.errors import DomainError, ValidationFailed
 from orderflow.core.permissions import Perm, can, perms_in_store
 from orderflow.core.statemachine import allowed
-from orderflow.core.store_settings import store_settings, update_store_settings, validate_store_settings
+from orderflow.core.store_settings import (
+    store_settings,
+    store_timezone,
+    update_store_settings,
+    validate_store_settings,
+    zone_names,
+)
 from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -51,6 +57,7 @@ from payments import selectors as payment_selectors
 from payments import services as payment_services
 
 from . import selectors
+from . import timeline as order_timeline
 from .consumers import SESSION_STORE_KEY
 from .forms import (
     STORE_SWITCHES,
@@ -118,7 +125,7 @@ def page(
                 if needed is None:
                     raise PermissionDenied("This page declares no permission for changes.")
                 require_perm(request, needed)
-            with use_store(store):
+            with use_store(store), timezone.override(store_timezone(store)):
                 try:
                     return func(request, *args, **kwargs)
                 except DomainError as exc:
@@ -148,9 +155,11 @@ def _render(request: HttpRequest, template: str, nav: str, data: dict | None = N
         stores=stores,
         nav=nav,
         store_perms=held,
+        store_tz=str(timezone.get_current_timezone()),
         page_data={
             "store": store.slug,
             "currency": store.currency,
+            "tz": str(timezone.get_current_timezone()),
             "nav": nav,
             "perms": held,
             **(data or {}),
@@ -298,7 +307,14 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     for i, ev in enumerate(events):
         since_prev = (ev.created_at - events[i - 1].created_at).total_seconds() if i else None
         since_start = (ev.created_at - events[0].created_at).total_seconds()
-        timeline.append({"event": ev, "since_prev": since_prev, "since_start": since_start})
+        timeline.append(
+            {
+                "event": ev,
+                "sentence": order_timeline.sentence(ev.topic, ev.data, order),
+                "since_prev": since_prev,
+                "since_start": since_start,
+            }
+        )
     actions = _order_actions(request, order, fulfillment)
     return _render(
         request,
@@ -312,6 +328,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         fulfillment=fulfillment,
         shipment=shipment,
         timeline=timeline,
+        stepper=order_timeline.stepper(order, [e.topic for e in events]),
         movements=inventory_selectors.order_movements(store, order.pk),
         actions=actions,
         pack_form=PackForm(),
@@ -622,4 +639,5 @@ def store_settings_page(request: HttpRequest) -> HttpResponse:
         "settings",
         fields=settings_form_fields(store, store_settings(store), submitted=submitted, errors=errors),
         errors=errors,
+        zones=sorted(zone_names()),
     )

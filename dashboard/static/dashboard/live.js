@@ -10,10 +10,15 @@
   OF.esc = function (s) {
     return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   };
-  OF.time = function (iso) {
-    const d = iso ? new Date(iso) : new Date();
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  };
+  /* One time format everywhere: 24 h, in the store's time zone (the server renders the same). */
+  function clock(opts) {
+    try { return new Intl.DateTimeFormat("en-GB", Object.assign({ hourCycle: "h23", timeZone: OF.page.tz || "UTC" }, opts)); }
+    catch (e) { return new Intl.DateTimeFormat("en-GB", Object.assign({ hourCycle: "h23", timeZone: "UTC" }, opts)); }
+  }
+  const hms = clock({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const hm = clock({ hour: "2-digit", minute: "2-digit" });
+  OF.time = function (iso) { return hms.format(iso ? new Date(iso) : new Date()); };
+  OF.hm = function (iso) { return hm.format(iso ? new Date(iso) : new Date()); };
   OF.csrf = function () {
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
     return m ? decodeURIComponent(m[1]) : "";
