@@ -298,7 +298,8 @@ MACHINES = {
     "alert": Alert,
 }
 STEP_TITLES = {
-    "order": "Order & stock",
+    "order": "Order",
+    "stock": "Stock",
     "payment": "Payment",
     "fulfillment": "Fulfillment",
     "shipment": "Shipment",
@@ -308,17 +309,13 @@ STEP_TITLES = {
 
 
 def _state_order(model: type) -> list[str]:
-    """A machine's states by distance from its initial state (the happy path reads top down)."""
-    table = graph(model)
-    initial = str(model._meta.get_field("status").default)
-    depth, queue = {initial: 0}, [initial]
-    while queue:
-        s = queue.pop(0)
-        for nxt in table.get(s, []):
-            if nxt not in depth:
-                depth[nxt] = depth[s] + 1
-                queue.append(nxt)
-    return sorted(table, key=lambda s: (depth.get(s, 99), list(table).index(s)))
+    """A machine's states as its table declares them: the happy path first, top down."""
+    return list(graph(model))
+
+
+def _event_label(name: str, step: str) -> str:
+    prefix, _, rest = name.partition(".")
+    return rest if prefix == step else f"{prefix} {rest}"
 
 
 def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list[dict[str, Any]]:
@@ -370,7 +367,8 @@ def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list
                     )
                 )
         for topic in (t for t in TOPICS.values() if t.step == step and t.box is None):
-            boxes.append(box(f"topic.{topic.name}", topic.name, [topic.name], kind="event", next=[]))
+            label = _event_label(topic.name, step)
+            boxes.append(box(f"topic.{topic.name}", label, [topic.name], kind="event", next=[]))
         columns.append({"step": step, "title": STEP_TITLES[step], "boxes": boxes})
     return columns
 

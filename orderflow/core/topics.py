@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The steps, left to right as an order moves through them (the workflow page's columns).
-STEPS = ("order", "payment", "fulfillment", "shipment", "alert", "store")
+STEPS = ("order", "stock", "payment", "fulfillment", "shipment", "alert", "store")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def _states(prefix: str, *states: str, step: str | None = None) -> list[Topic]:
 TOPICS: dict[str, Topic] = {
     t.name: t
     for t in [
-        # orders (inventory reserves and releases stock for them)
+        # orders
         Topic("order.created", "order", "order.pending"),
         *_states(
             "order",
@@ -50,13 +50,14 @@ TOPICS: dict[str, Topic] = {
             "expired",
         ),
         Topic("order.reconciled", "order"),
-        Topic("inventory.updated", "order"),
-        Topic("inventory.threshold_reached", "order"),
-        Topic("inventory.threshold_cleared", "order"),
-        Topic("inventory.forecast_low", "order"),
-        Topic("inventory.forecast_cleared", "order"),
-        Topic("product.created", "order"),
-        Topic("product.updated", "order"),
+        # stock (reserved for an order when it is placed, released or committed later)
+        Topic("inventory.updated", "stock"),
+        Topic("inventory.threshold_reached", "stock"),
+        Topic("inventory.threshold_cleared", "stock"),
+        Topic("inventory.forecast_low", "stock"),
+        Topic("inventory.forecast_cleared", "stock"),
+        Topic("product.created", "stock"),
+        Topic("product.updated", "stock"),
         # payments (fraud screening first, the gateway's health alongside)
         Topic("fraud.checked", "payment"),
         Topic("fraud.reviewed", "payment"),
