@@ -16,7 +16,6 @@ at once (receivers.py → the `user.<id>` group), so they usually close immediat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from importlib import import_module
 from types import SimpleNamespace
@@ -101,8 +100,16 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         task, self._recheck = self._recheck, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                # the re-check's own cancellation is expected; this task's must go on up, or a
+                # server (or a test's event loop) shutting down waits on it for ever
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            except Exception:
+                log.exception("dashboard socket re-check of user %s failed", self.user_id)
         await self._leave()
 
     async def _leave(self) -> None:

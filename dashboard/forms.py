@@ -70,6 +70,8 @@ def _kind(field: serializers.Field) -> str:
         return "choice" if field.allow_null else "bool"
     if isinstance(field, serializers.ListField):
         return "list"
+    if isinstance(field, serializers.CharField):
+        return "text"
     return "number"
 
 

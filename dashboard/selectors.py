@@ -7,6 +7,7 @@ orders (by `created_at`), so one indexed range scan of (store, created_at) feeds
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,6 +26,7 @@ from inventory.models import StockLevel
 from orderflow.core.events import Event, registered_handlers
 from orderflow.core.statemachine import graph
 from orderflow.core.tenancy import Store, StoreKeyThrottle
+from orderflow.core.topics import STEPS, TOPICS, topics_of_box
 from orders.models import IdempotencyRecord, Order
 from payments import breaker
 from payments import selectors as payment_selectors
@@ -292,6 +294,89 @@ def workflow_graph() -> dict[str, Any]:
         for h in sorted(registered_handlers().values(), key=lambda h: (h.queue, h.name))
     ]
     return {"machines": machines, "handlers": handlers}
+
+
+MACHINES = {
+    "order": Order,
+    "payment": Payment,
+    "fulfillment": Fulfillment,
+    "shipment": Shipment,
+    "alert": Alert,
+}
+STEP_TITLES = {
+    "order": "Order",
+    "stock": "Stock",
+    "payment": "Payment",
+    "fulfillment": "Fulfillment",
+    "shipment": "Shipment",
+    "alert": "Alerts",
+    "store": "Store",
+}
+
+
+def _state_order(model: type) -> list[str]:
+    """A machine's states as its table declares them: the happy path first, top down."""
+    return list(graph(model))
+
+
+def _event_label(name: str, step: str) -> str:
+    prefix, _, rest = name.partition(".")
+    return rest if prefix == step else f"{prefix} {rest}"
+
+
+def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list[dict[str, Any]]:
+    """The workflow page: one column per step, left to right as an order moves. Each column holds
+    its machine's states (top down from the initial one) and then the step's events that move no
+    state. Every topic of the registry has its box from the start, counted since `since`; a box
+    knows the moves out of it and the handlers its topics wake (shown on demand); `path_topics`
+    (an order's events) light the boxes it went through."""
+    counts = topic_counts(store, since)
+    handlers = sorted(registered_handlers().values(), key=lambda h: h.name)
+
+    def listeners(topics: list[str]) -> list[dict[str, str]]:
+        return [
+            {"name": h.name.replace(".receivers.", "."), "queue": h.queue}
+            for h in handlers
+            if "*" not in h.topics and any(fnmatch.fnmatchcase(t, p) for t in topics for p in h.topics)
+        ]
+
+    def box(id_: str, label: str, topics: list[str], **extra: Any) -> dict[str, Any]:
+        return {
+            "id": id_,
+            "label": label.replace("_", " "),
+            "topics": topics,
+            "count": sum(counts.get(t, 0) for t in topics),
+            "handlers": listeners(topics),
+            "hit": any(t in path_topics for t in topics),
+            **extra,
+        }
+
+    columns = []
+    for step in STEPS:
+        boxes = []
+        model = MACHINES.get(step)
+        if model is not None:
+            table = graph(model)
+            initial = str(model._meta.get_field("status").default)
+            for state in _state_order(model):
+                topics = topics_of_box(f"{model.EVENT_PREFIX}.{state}")
+                boxes.append(
+                    box(
+                        f"{model.EVENT_PREFIX}.{state}",
+                        state,
+                        topics,
+                        kind="state",
+                        next=[n.replace("_", " ") for n in table[state]],
+                        next_ids=[f"{model.EVENT_PREFIX}.{n}" for n in table[state]],
+                        initial=state == initial,
+                        final=not table[state],
+                    )
+                )
+        for topic in (t for t in TOPICS.values() if t.step == step and t.box is None):
+            label = _event_label(topic.name, step)
+            boxes.append(box(f"topic.{topic.name}", label, [topic.name], kind="event", next=[]))
+        columns.append({"step": step, "title": STEP_TITLES[step], "boxes": boxes})
+    return columns
 
 
 # ----------------------------------------------------------------------------- integrity

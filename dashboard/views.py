@@ -41,7 +41,13 @@ from inventory import services as inventory_services
 from orderflow.core.errors import DomainError, ValidationFailed
 from orderflow.core.permissions import Perm, can, perms_in_store
 from orderflow.core.statemachine import allowed
-from orderflow.core.store_settings import store_settings, update_store_settings, validate_store_settings
+from orderflow.core.store_settings import (
+    store_settings,
+    store_timezone,
+    update_store_settings,
+    validate_store_settings,
+    zone_names,
+)
 from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -53,6 +59,7 @@ from payments import selectors as payment_selectors
 from payments import services as payment_services
 
 from . import selectors
+from . import timeline as order_timeline
 from .consumers import SESSION_STORE_KEY
 from .forms import (
     STORE_SWITCHES,
@@ -121,7 +128,7 @@ def page(
                 if needed is None:
                     raise PermissionDenied("This page declares no permission for changes.")
                 require_perm(request, needed)
-            with use_store(store):
+            with use_store(store), timezone.override(store_timezone(store)):
                 try:
                     return func(request, *args, **kwargs)
                 except DomainError as exc:
@@ -151,9 +158,11 @@ def _render(request: HttpRequest, template: str, nav: str, data: dict | None = N
         stores=stores,
         nav=nav,
         store_perms=held,
+        store_tz=str(timezone.get_current_timezone()),
         page_data={
             "store": store.slug,
             "currency": store.currency,
+            "tz": str(timezone.get_current_timezone()),
             "nav": nav,
             "perms": held,
             **(data or {}),
@@ -301,7 +310,14 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     for i, ev in enumerate(events):
         since_prev = (ev.created_at - events[i - 1].created_at).total_seconds() if i else None
         since_start = (ev.created_at - events[0].created_at).total_seconds()
-        timeline.append({"event": ev, "since_prev": since_prev, "since_start": since_start})
+        timeline.append(
+            {
+                "event": ev,
+                "sentence": order_timeline.sentence(ev.topic, ev.data, order),
+                "since_prev": since_prev,
+                "since_start": since_start,
+            }
+        )
     actions = _order_actions(request, order, fulfillment)
     items = list(order.items.all())
     left = payment_refunds.refundable_quantities(store, order) if actions["refund"] else {}
@@ -321,6 +337,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         fulfillment=fulfillment,
         shipment=shipment,
         timeline=timeline,
+        stepper=order_timeline.stepper(order, [e.topic for e in events]),
         movements=inventory_selectors.order_movements(store, order.pk),
         actions=actions,
         pack_form=PackForm(),
@@ -598,11 +615,10 @@ def workflow(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/workflow.html",
         "workflow",
-        data={
-            "graph": selectors.workflow_graph(),
-            "counts": selectors.topic_counts(store, timezone.now() - timedelta(hours=24)),
-            "path": path,
-        },
+        data={"path": path},
+        board=selectors.workflow_board(
+            store, timezone.now() - timedelta(hours=24), path_topics=path["topics"] if path else ()
+        ),
         recent=selectors.recent_orders(store, 20),
         path=path,
     )
@@ -673,4 +689,5 @@ def store_settings_page(request: HttpRequest) -> HttpResponse:
         "settings",
         fields=settings_form_fields(store, store_settings(store), submitted=submitted, errors=errors),
         errors=errors,
+        zones=sorted(zone_names()),
     )

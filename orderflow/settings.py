@@ -178,10 +178,29 @@ CACHES = {
     }
 }
 
+# Seconds a channel-layer Redis read may take; longer than the layer's blocking receive (below).
+CHANNEL_LAYER_READ_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "of-ch", "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # The layer waits for a socket's next message with a blocking BZPOPMIN of
+                    # channels_redis's `RedisChannelLayer.brpop_timeout` (5 s). redis-py 8 reads
+                    # every reply with a 5 s socket timeout by default, so an idle socket's wait
+                    # raced it and lost: `Timeout reading from …` in the log and the page
+                    # reconnecting every few seconds. The read timeout must outlast the block.
+                    "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT,
+                    "socket_connect_timeout": 5,
+                    "socket_keepalive": True,
+                }
+            ],
+            "prefix": "of-ch",
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 # A live dashboard socket re-checks this often (seconds) that its session still exists and its user

@@ -1,4 +1,7 @@
-"""The shopper's tracking page: server-rendered, no credentials, no script, no CDN."""
+"""The shopper's tracking page: server-rendered, no credentials, no script, no CDN. It reloads
+itself every REFRESH_SECONDS (a `Refresh` header, which browsers honour; the page stays
+script-free) until the order reaches a final status (delivered, cancelled, ...), so a shopper
+who leaves it open sees the parcel move."""
 
 from django.shortcuts import render
 from django.urls import reverse
@@ -8,6 +11,9 @@ from orderflow.core.throttles import PublicThrottle, throttle_page
 
 from .models import Order
 from .selectors import order_by_tracking_token, tracking
+
+# Longer than the page's Cache-Control max-age, so each reload reads the order afresh.
+REFRESH_SECONDS = 60
 
 
 @require_GET
@@ -27,8 +33,11 @@ def tracking_page(request, token: str):
             reverse("pay-again", args=[token]) if order.status == Order.Status.PAYMENT_FAILED else ""
         ),
         "retried": request.GET.get("payment") == "retried",
+        "refresh_seconds": None if order.status in Order.FINAL_STATUSES else REFRESH_SECONDS,
     }
     response = render(request, "orders/tracking.html", context)
     response["Cache-Control"] = "private, max-age=30"
     response["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never leak it onwards
+    if context["refresh_seconds"]:
+        response["Refresh"] = str(context["refresh_seconds"])
     return response

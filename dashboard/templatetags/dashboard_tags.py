@@ -21,6 +21,36 @@ def duration(seconds) -> str:
 
 
 @register.filter
+def days(value) -> str:
+    """Days of cover and the like: a number with its unit ("12.5 days", "1 day")."""
+    if value is None or value == "":
+        return "—"
+    d = float(value)
+    return "1 day" if d == 1 else f"{d:.1f} days"
+
+
+@register.filter
+def clock(value) -> str:
+    """24 h time in the active (the store's) time zone, from a datetime or an ISO 8601 string."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return (
+        timezone.localtime(value).strftime("%H:%M:%S")
+        if timezone.is_aware(value)
+        else value.strftime("%H:%M:%S")
+    )
+
+
+@register.filter
 def pct(rate) -> str:
     if rate is None or rate == "":
         return "—"

@@ -7,6 +7,8 @@ accepted by one is accepted by the other. A `null` puts a setting back on the pl
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from typing import Any
 
 from django.db import transaction
@@ -15,6 +17,22 @@ from rest_framework import serializers
 from .errors import ValidationFailed, flatten_fields
 from .events import emit
 from .tenancy import Store
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _valid_timezone(value: str) -> None:
+    if value not in zone_names():
+        raise serializers.ValidationError("Not a time zone name (IANA, e.g. Europe/Berlin).")
+
+
+def store_timezone(store: Store) -> zoneinfo.ZoneInfo:
+    """The zone the store's people read times in (the dashboard); the API answers in ISO 8601."""
+    name = store.setting("timezone") or Store.DEFAULT_SETTINGS["timezone"]
+    return zoneinfo.ZoneInfo(name if name in zone_names() else "UTC")
 
 
 class StoreSettingsSerializer(serializers.Serializer):
@@ -62,6 +80,15 @@ class StoreSettingsSerializer(serializers.Serializer):
         min_value=0,
         max_value=7 * 24 * 60,
         help_text="Unpaid orders expire after this many minutes; 0 = never (null: platform default).",
+    )
+
+    timezone = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        validators=[_valid_timezone],
+        help_text="The store's time zone (IANA name, e.g. Europe/Berlin): the dashboard shows its "
+        "times in it, 24 h. Null: UTC.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

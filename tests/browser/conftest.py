@@ -26,46 +26,59 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 PASSWORD = "browser-pw"
 
 
-@pytest.fixture(scope="session")
-def daphne_url(worker_env):
-    """`daphne orderflow.asgi:application` on a free port, against the test database."""
-    port = free_port()
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"of-daphne-{os.getpid()}-{time.time_ns()}.log"
-    logf = open(log, "wb")
-    proc = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "orderflow.asgi:application",
-        ],
-        cwd=ROOT,
-        env={**worker_env, "DJANGO_SETTINGS_MODULE": "orderflow.settings_test"},
-        stdout=logf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+class Daphne:
+    """`daphne orderflow.asgi:application` on a free port, against the test database; its
+    stdout and stderr go to `log` (tests read it for server errors)."""
 
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError("daphne died:\n" + log.read_text()[-3000:])
+    def __init__(self, env: dict):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"of-daphne-{os.getpid()}-{time.time_ns()}.log"
+        self._logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "orderflow.asgi:application",
+            ],
+            cwd=ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "orderflow.settings_test"},
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._up, 30, message="daphne /healthz")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError("daphne died:\n" + self.output()[-3000:])
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False
 
-    wait_until(up, 30, message="daphne /healthz")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    logf.close()
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._logf.close()
+
+
+@pytest.fixture(scope="session")
+def daphne_url(worker_env):
+    """The browser suite's server (one per session)."""
+    server = Daphne(worker_env)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +126,8 @@ def open_page(chromium, daphne_url):
         ctx.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

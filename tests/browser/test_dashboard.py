@@ -12,17 +12,38 @@ from playwright.sync_api import expect
 
 from inventory import services as inventory_services
 from orderflow.core.events import emit
+from orders.models import Order
 from tests.browser.conftest import PASSWORD, screenshot
 from tests.dashboard.helpers import make_order
 from tests.factories import make_product, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-PAGES = ["overview", "orders", "order", "inventory", "alerts", "workflow", "integrity", "stores"]
-
 
 def _wait_live(page):
     expect(page.locator("#live")).to_have_text("live")
+
+
+# Layout facts every page must hold, light and dark: nothing scrolls sideways, no element is wider
+# than the window (a table may scroll inside its own .table-wrap).
+LAYOUT = """() => {
+    const vw = window.innerWidth;
+    const inScroller = (e) => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            if (["auto", "scroll", "hidden"].includes(getComputedStyle(p).overflowX)) return true;
+        }
+        return false;
+    };
+    const wide = Array.from(document.querySelectorAll("body *"))
+        .filter((e) => e.getBoundingClientRect().width > vw + 1 && !inScroller(e))
+        .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + "." + String(e.className));
+    return { overflow: document.documentElement.scrollWidth - vw, wide: wide.slice(0, 5) };
+}"""
+
+
+def _layout_ok(page, name):
+    facts = page.evaluate(LAYOUT)
+    assert facts["overflow"] <= 0 and facts["wide"] == [], (name, facts)
 
 
 def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, open_page, store):
@@ -31,9 +52,15 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     now = timezone.now()
     order = make_order(store, status="paid", payment_status="succeeded", total="42.00",
                        created_at=now, paid_at=now)  # fmt: skip
+    Order.all_stores.filter(pk=order.pk).update(card_brand="visa", card_last4="4242")
     make_order(store, status="payment_failed", payment_status="failed", total="13.00")
     with transaction.atomic():
-        emit("order.created", store=store, order_id=order.pk, subject=order, data={"number": order.number})
+        emit("order.created", store=store, order_id=order.pk, subject=order,
+             data={"number": order.number, "total": "42.00", "currency": "EUR", "units": 2})  # fmt: skip
+        emit("order.payment_processing", store=store, order_id=order.pk, data={"to": "payment_processing"})
+        emit("payment.processed", store=store, order_id=order.pk,
+             data={"amount": "42.00", "currency": "EUR", "charge_id": "ch_1"})  # fmt: skip
+        emit("order.paid", store=store, order_id=order.pk, data={"to": "paid"})
     admin = make_user("admin", superuser=True, password=PASSWORD)
     assert admin.is_superuser
 
@@ -48,29 +75,79 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
         expect(page.locator("#recent-orders tbody tr")).to_have_count(2)
         expect(page.locator("#chart-orders rect.bar")).to_have_count(60)
         expect(page.locator('#event-stream li[data-topic="order.created"]')).to_have_count(1)
+        _layout_ok(page, f"overview-{scheme}")
         screenshot(page, f"overview-{scheme}")
         urls = {
             "orders": "/dashboard/orders/",
             "order": f"/dashboard/orders/{order.pk}/",
+            "workflow": f"/dashboard/workflow/?order={order.pk}",
             "inventory": "/dashboard/inventory/",
             "alerts": "/dashboard/alerts/",
-            "workflow": f"/dashboard/workflow/?order={order.pk}",
             "integrity": "/dashboard/integrity/",
+            "settings": "/dashboard/settings/",
             "stores": "/dashboard/stores/",
         }
         for name, url in urls.items():
             page.goto(url)
             expect(page.locator("h1")).to_be_visible()
             _wait_live(page)
+            if name == "order":
+                expect(page.locator("#stepper")).to_be_visible()
+                expect(page.locator("#stepper .step.current")).to_have_text("paid")
+                expect(page.locator("#timeline")).to_contain_text(
+                    "Payment of €42.00 succeeded (visa •••• 4242)"
+                )
+                expect(page.locator("#timeline details pre").first).not_to_be_visible()  # the JSON is folded
+            if name == "workflow":  # steps left to right, every topic from the start, the path lit
+                expect(page.locator("#workflow .board-col")).to_have_count(7)
+                expect(page.locator('#workflow .box[data-topics~="inventory.updated"]')).to_have_count(1)
+                expect(page.locator("#workflow .box.hit")).not_to_have_count(0)
+                expect(page.locator('#workflow .box[data-box="payment.succeeded"] .count')).to_have_text("1")
+                expect(page.locator("#workflow .wiring").first).not_to_be_visible()
+            _layout_ok(page, f"{name}-{scheme}")
             screenshot(page, f"{name}-{scheme}")
-        # the workflow is drawn from the tables: every Order state is a node, the path is lit
-        page.goto(f"/dashboard/workflow/?order={order.pk}")
-        expect(page.locator("#workflow g.node")).not_to_have_count(0)
-        expect(page.locator("#workflow g.node.hit")).not_to_have_count(0)
-        expect(page.locator("#workflow g.handler")).not_to_have_count(0)
-        # low stock is highlighted on the inventory page
-        page.goto("/dashboard/inventory/")
-        expect(page.locator('#levels tr[data-sku="TEE-M"]')).to_have_class(re.compile(r"\blow\b"))
+        page.goto(f"/track/{order.tracking_token}")
+        expect(page.locator("h1")).to_be_visible()
+        _layout_ok(page, f"tracking-{scheme}")
+        screenshot(page, f"tracking-{scheme}")
+        page.goto("/api/docs/")
+        expect(page.locator(".swagger-ui .opblock").first).to_be_visible(
+            timeout=60_000
+        )  # the schema is built
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert (background == "rgb(15, 19, 24)") == (scheme == "dark"), background
+        _layout_ok(page, f"api-docs-{scheme}")
+        page.locator(".swagger-ui .opblock-summary").first.click()  # one operation open, as a reader would
+        screenshot(page, f"api-docs-{scheme}", full_page=False)
+
+    # the wiring on demand, and the page's parts that follow the order live (no reload)
+    page.goto(f"/dashboard/workflow/?store={store.slug}")
+    page.check("#show-wiring")
+    expect(page.locator("#workflow .wiring").first).to_be_visible()
+    screenshot(page, "workflow-wiring-dark")
+    page.uncheck("#show-wiring")
+    page.goto(f"/dashboard/orders/{order.pk}/")
+    _wait_live(page)
+    Order.all_stores.filter(pk=order.pk).update(status="fulfilling")
+    with transaction.atomic():
+        emit("order.fulfilling", store=store, order_id=order.pk, data={"to": "fulfilling"})
+    expect(page.locator("#stepper .step.current")).to_have_text("fulfilling")
+    expect(page.locator("#timeline")).to_contain_text("Fulfillment started")
+    expect(page.locator("#order-status")).to_have_text("fulfilling")
+    page.goto("/dashboard/")
+    _wait_live(page)
+    fresh = make_order(store, total="7.00")
+    with transaction.atomic():
+        emit("order.created", store=store, order_id=fresh.pk,
+             data={"number": fresh.number, "total": "7.00", "currency": "EUR"})  # fmt: skip
+    row = page.locator(f'#recent-orders tr[data-order-id="{fresh.pk}"]')
+    expect(row).to_have_count(1)
+    with transaction.atomic():
+        emit("order.payment_processing", store=store, order_id=fresh.pk, data={"to": "payment_processing"})
+    expect(row.locator('[data-f="status"] .chip')).to_have_text("payment_processing")
+    # low stock is highlighted on the inventory page
+    page.goto("/dashboard/inventory/")
+    expect(page.locator('#levels tr[data-sku="TEE-M"]')).to_have_class(re.compile(r"\blow\b"))
 
 
 def test_alert_appears_live_and_is_acknowledged_from_the_page(celery_worker, open_page, store):

@@ -16,6 +16,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # The operationIds clients are generated with: renaming one breaks their code, so a change here is
 # deliberate (update the snapshot when an endpoint is added).
 OPERATION_IDS = {
+    "api_root",
     "alerts_acknowledge",
     "alerts_list",
     "alerts_resolve",
@@ -40,6 +41,9 @@ OPERATION_IDS = {
     "orders_create",
     "orders_events",
     "orders_list",
+    "orders_refunds_create",
+    "orders_refunds_retrieve",
+    "orders_retry",
     "orders_payment",
     "orders_reject",
     "orders_retrieve",

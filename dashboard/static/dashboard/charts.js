@@ -22,7 +22,7 @@
     el("text", { x: f.l - 4, y: f.h - f.b, "text-anchor": "end" }, svg).textContent = fmt(0);
     if (points.length) {
       const first = new Date(points[0].t), last = new Date(points[points.length - 1].t);
-      const hm = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      const hm = (d) => window.OF.hm(d);
       el("text", { x: f.l, y: f.h - 5 }, svg).textContent = hm(first);
       el("text", { x: f.w - f.r, y: f.h - 5, "text-anchor": "end" }, svg).textContent = hm(last);
     }
@@ -35,7 +35,7 @@
       const v = p[key], bh = ((f.h - f.t - f.b) * v) / max;
       const r = el("rect", { x: f.l + i * bw + 1, y: f.h - f.b - bh, width: Math.max(bw - 2, 1), height: bh,
         class: "bar" + (i === points.length - 1 ? " now" : "") }, svg);
-      el("title", {}, r).textContent = new Date(p.t).toLocaleTimeString() + ": " + v;
+      el("title", {}, r).textContent = window.OF.hm(p.t) + ": " + v;
     });
     labels(svg, f, points, max, (v) => String(v));
   };
@@ -50,7 +50,7 @@
       const r = p[okKey] / n, x = f.l + i * bw;
       d += (d ? " L" : "M") + x.toFixed(1) + " " + y(r).toFixed(1);
       const c = el("circle", { cx: x, cy: y(r), r: 2.6, class: "dot" }, svg);
-      el("title", {}, c).textContent = new Date(p.t).toLocaleTimeString() + ": " + p[okKey] + " paid, " + p[badKey] + " failed";
+      el("title", {}, c).textContent = window.OF.hm(p.t) + ": " + p[okKey] + " paid, " + p[badKey] + " failed";
     });
     if (d) el("path", { d: d, class: "line" }, svg);
     else el("text", { x: f.w / 2, y: f.h / 2, "text-anchor": "middle" }, svg).textContent = "no payments in the last hour";

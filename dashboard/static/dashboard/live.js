@@ -10,9 +10,22 @@
   OF.esc = function (s) {
     return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   };
-  OF.time = function (iso) {
-    const d = iso ? new Date(iso) : new Date();
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  /* One time format everywhere: 24 h, in the store's time zone (the server renders the same). */
+  function clock(opts) {
+    try { return new Intl.DateTimeFormat("en-GB", Object.assign({ hourCycle: "h23", timeZone: OF.page.tz || "UTC" }, opts)); }
+    catch (e) { return new Intl.DateTimeFormat("en-GB", Object.assign({ hourCycle: "h23", timeZone: "UTC" }, opts)); }
+  }
+  const hms = clock({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const hm = clock({ hour: "2-digit", minute: "2-digit" });
+  OF.time = function (iso) { return hms.format(iso ? new Date(iso) : new Date()); };
+  OF.hm = function (iso) { return hm.format(iso ? new Date(iso) : new Date()); };
+  /* 42 s · 3.5 min · 2.1 h · 1.5 d, as the templates' `duration` filter */
+  OF.duration = function (s) {
+    if (s == null) return "—";
+    if (s < 90) return s >= 10 ? Math.round(s) + " s" : s.toFixed(1) + " s";
+    if (s < 5400) return (s / 60).toFixed(1) + " min";
+    if (s < 172800) return (s / 3600).toFixed(1) + " h";
+    return (s / 86400).toFixed(1) + " d";
   };
   OF.csrf = function () {
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);

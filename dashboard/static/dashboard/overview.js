@@ -11,13 +11,7 @@
     pct: (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %"),
     money: (v) => v,
     len: (v) => (v || []).length,
-    duration: (s) => {
-      if (s == null) return "—";
-      if (s < 90) return s >= 10 ? Math.round(s) + " s" : s.toFixed(1) + " s";
-      if (s < 5400) return (s / 60).toFixed(1) + " min";
-      if (s < 172800) return (s / 3600).toFixed(1) + " h";
-      return (s / 86400).toFixed(1) + " d";
-    },
+    duration: (s) => OF.duration(s),
   };
   function renderStats(stats) {
     document.querySelectorAll("[data-k]").forEach((el) => {
@@ -31,11 +25,37 @@
       }
     });
     const tbody = document.querySelector("#recent-orders tbody");
-    tbody.innerHTML = (stats.recent_orders || []).map((o) =>
-      '<tr data-order-id="' + o.id + '"><td><a href="' + "/dashboard/orders/" + o.id + "/?store=" + OF.store + '">#' + o.number +
-      '</a></td><td><span class="chip ' + o.status + '">' + o.status + '</span></td><td><span class="chip ' + o.payment_status + '">' +
-      o.payment_status + '</span></td><td class="num">' + o.total + " " + o.currency + "</td><td>" + OF.time(o.created_at) + "</td></tr>"
-    ).join("") || '<tr><td colspan="5" class="muted">No orders yet.</td></tr>';
+    tbody.innerHTML = (stats.recent_orders || []).map(orderRow).join("") || EMPTY_ORDERS;
+  }
+
+  /* The recent-orders table: rebuilt by each stats push, and moved at once by the events. */
+  const EMPTY_ORDERS = '<tr class="empty"><td colspan="5" class="muted">No orders yet.</td></tr>';
+  const chip = (v) => '<span class="chip ' + OF.esc(v) + '">' + OF.esc(v) + "</span>";
+  function orderRow(o) {
+    return '<tr data-order-id="' + OF.esc(o.id) + '"><td><a href="/dashboard/orders/' + OF.esc(o.id) + "/?store=" + OF.store + '">#' + OF.esc(o.number) +
+      '</a></td><td data-f="status">' + chip(o.status) + '</td><td data-f="payment_status">' + chip(o.payment_status) +
+      '</td><td class="num">' + OF.esc(o.total) + " " + OF.esc(o.currency) + "</td><td>" + OF.time(o.created_at) + "</td></tr>";
+  }
+  const PAYMENT_BY_TOPIC = { "payment.processing": "processing", "payment.retrying": "retrying", "payment.processed": "succeeded",
+    "payment.failed": "failed", "payment.cancelled": "failed", "payment.refunded": "refunded" };
+  function moveOrder(ev) {
+    if (!ev.order_id) return;
+    const tbody = document.querySelector("#recent-orders tbody");
+    let row = tbody.querySelector('tr[data-order-id="' + CSS.escape(ev.order_id) + '"]');
+    const d = ev.data || {};
+    if (!row && ev.topic === "order.created") {
+      const empty = tbody.querySelector("tr.empty");
+      if (empty) empty.remove();
+      tbody.insertAdjacentHTML("afterbegin", orderRow({ id: ev.order_id, number: d.number, status: "pending", payment_status: "pending",
+        total: d.total, currency: d.currency || page.currency, created_at: ev.created_at }));
+      while (tbody.children.length > 10) tbody.removeChild(tbody.lastChild);
+      row = tbody.firstElementChild;
+    } else if (!row) return;
+    let field = null, value = null;
+    if (ev.topic.startsWith("order.") && d.to) { field = "status"; value = d.to; }
+    else if (PAYMENT_BY_TOPIC[ev.topic]) { field = "payment_status"; value = PAYMENT_BY_TOPIC[ev.topic]; }
+    if (field) row.querySelector('[data-f="' + field + '"]').innerHTML = chip(value);
+    row.classList.remove("new"); void row.offsetWidth; row.classList.add("new");
   }
 
   const ordersSvg = document.getElementById("chart-orders"), paySvg = document.getElementById("chart-payments");
@@ -112,6 +132,7 @@
   document.addEventListener("of:event", (e) => {
     const ev = e.detail.event;
     addEvent(ev, true);
+    moveOrder(ev);
     if (ev.topic === "order.created") bump("orders", ev.created_at);
     else if (ev.topic === "order.paid") bump("paid", ev.created_at);
     else if (ev.topic === "order.payment_failed") bump("failed", ev.created_at);
