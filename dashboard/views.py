@@ -308,6 +308,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         order=order,
         items=list(order.items.all()),
         payment=payment,
+        waiting=payment_selectors.waiting_for_gateway(payment),
         attempts=attempts,
         fulfillment=fulfillment,
         shipment=shipment,

@@ -52,6 +52,7 @@ class Store(models.Model):
         "fraud_high_risk_countries": ["KP", "IR"],
         "fulfillment_autopilot": None,  # None = follow FULFILLMENT_AUTOPILOT
         "order_expiry_minutes": None,  # None = follow ORDER_EXPIRY_MINUTES
+        "payment_window_minutes": None,  # None = follow PAYMENT_WINDOW_MINUTES
     }
 
     class Meta:
