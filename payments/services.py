@@ -414,11 +414,15 @@ def _keep_waiting(payment: Payment, *, woken: bool) -> Step:
     ):
         return Step("done", outcome="waiting")
     closed = probe_gateway() == "closed"
+    # Ask for a release only while the semaphore has room: with every slot taken, the charges
+    # holding them ask for the next release as they finish, and hundreds of waking orders asking
+    # too would only flood the queue the released charges wait in.
+    release = closed and breaker.slots_in_use() < settings.GATEWAY_MAX_CONCURRENT_CALLS
     delay = wake_delay(payment)
     Payment.all_stores.filter(pk=payment.pk, waiting_since=payment.waiting_since).update(
         next_retry_at=now + timedelta(seconds=delay), updated_at=now
     )
-    return Step("wait", delay=delay, outcome="waiting", wake=_wait_token(payment), release=closed)
+    return Step("wait", delay=delay, outcome="waiting", wake=_wait_token(payment), release=release)
 
 
 def _window_ended(payment: Payment) -> Step:

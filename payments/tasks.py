@@ -41,7 +41,9 @@ def charge_payment(
     with use_store(store):
         step = services.attempt_charge(store=store, payment_id=payment_id, slot=slot, wake=wake)
     if slot is not None or step.release:
-        release_waiting.delay()  # a slot came back, or the gateway is back: release the next ones
+        # a slot came back, or the gateway is back: release the next ones here and now (one queue
+        # hop fewer per released payment than asking a release task to do it)
+        release_waiting()
     if step.kind in ("retry", "wait"):
         raise self.retry(args=[payment_id, store_id], kwargs={"wake": step.wake}, countdown=step.delay)
     return step.outcome
