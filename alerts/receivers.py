@@ -153,6 +153,8 @@ def payment_failed(event: Event) -> None:
     d = event.data
     subject = _order_subject(event)
     reason = d.get("decline_code") or d.get("error") or d.get("reason") or ""
+    if d.get("error") == "gateway_unavailable" and d.get("message"):
+        reason = d["message"]  # "the gateway was unavailable for N minutes": the window ran out
     message = f"Payment failed: {reason}" if reason else "Payment failed"
     _raise(event, kind=K.PAYMENT_FAILED, subject=subject, severity=SEV.CRITICAL, message=message,
            error=d.get("error"), decline_code=d.get("decline_code"), attempts=d.get("attempts"))  # fmt: skip

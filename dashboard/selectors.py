@@ -30,6 +30,7 @@ from orderflow.core.topics import STEPS, TOPICS, topics_of_box
 from orders.models import IdempotencyRecord, Order
 from payments import breaker
 from payments import selectors as payment_selectors
+from payments import services as payment_services
 from payments.models import Payment
 
 from .aggregates import Median, Seconds, median_by_offset, supports_median
@@ -386,7 +387,7 @@ def retrying_payments(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     """Payments between attempts right now, soonest next attempt first."""
     rows = (
         payment_selectors.payments(store)
-        .filter(status=Payment.Status.PROCESSING, next_retry_at__isnull=False)
+        .filter(status=Payment.Status.PROCESSING, next_retry_at__isnull=False, waiting_since__isnull=True)
         .order_by("next_retry_at")[:limit]
     )
     return [
@@ -401,6 +402,27 @@ def retrying_payments(store: Store, limit: int = 50) -> list[dict[str, Any]]:
         }
         for p in rows
     ]
+
+
+def waiting_payments(store: Store, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Payments waiting out a gateway outage, in release order, with the window each has left."""
+    now = now or timezone.now()
+    rows = []
+    for p in payment_selectors.waiting_payments(store):
+        ends = payment_services.window_ends_at(p)
+        rows.append(
+            {
+                "order_id": str(p.order_id),
+                "number": p.order.number,
+                "waiting_since": p.waiting_since,
+                "window_ends_at": ends,
+                "window_left_seconds": max(0, round((ends - now).total_seconds())),
+                "attempts": p.attempts,
+                "amount": _money(p.amount),
+                "currency": p.currency,
+            }
+        )
+    return rows
 
 
 def outbox(store: Store, now: datetime | None = None) -> dict[str, Any]:
@@ -452,6 +474,7 @@ def integrity(store: Store) -> dict[str, Any]:
     return {
         "idempotent_replays_today": idempotent_replays_today(store),
         "retrying_payments": retrying_payments(store),
+        "waiting_payments": waiting_payments(store),
         "breaker": breaker.state(),
         "outbox": outbox(store),
         "webhook_deliveries": webhook_log(store),

@@ -333,6 +333,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
         payment=payment,
         refunds=payment_refunds.refunds_for_order(store, order.pk),
         refundable_amount=payment_refunds.refundable_amount(payment) if payment else None,
+        waiting=payment_selectors.waiting_for_gateway(payment),
         attempts=attempts,
         fulfillment=fulfillment,
         shipment=shipment,

@@ -286,6 +286,31 @@ class Bank:
         self._refunds: dict[str, Refund] = {}
         self._replies: dict[tuple[str, str], _Stored] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._in_flight = 0  # money-moving calls (POST /v1/*) being answered right now
+        self._peak_in_flight = 0
+        self._calls = 0
+
+    # ------------------------------------------------------------ concurrency
+
+    def call_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._calls += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def call_finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def stats(self) -> dict[str, Any]:
+        """How hard clients pushed: POST /v1/* calls answered, in flight now, and the peak of
+        concurrent ones since the last reset (a client's concurrency limit is checked with it)."""
+        with self._lock:
+            return {
+                "calls": self._calls,
+                "in_flight": self._in_flight,
+                "peak_in_flight": self._peak_in_flight,
+            }
 
     # ----------------------------------------------------------------- control
 
@@ -324,6 +349,7 @@ class Bank:
             if payload.get("reset"):
                 self._control = Control(seed=self._default_seed)
                 self._rng = random.Random(self._default_seed)
+                self._calls, self._peak_in_flight = 0, self._in_flight
             if "failure_rate" in payload:
                 self._control.failure_rate = float(payload["failure_rate"])
             if "latency_ms" in payload:

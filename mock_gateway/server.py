@@ -71,6 +71,10 @@ def _get_ledger(h: GatewayHandler, m: re.Match[str], q: dict[str, list[str]]) ->
     return Reply(200, h.bank.ledger(store=store, order_id=order_id))
 
 
+def _get_stats(h: GatewayHandler, m: re.Match[str], q: dict[str, list[str]]) -> Reply:
+    return Reply(200, h.bank.stats())
+
+
 def _reset_ledger(h: GatewayHandler, m: re.Match[str], q: dict[str, list[str]]) -> Reply:
     h.bank.reset_ledger()
     return Reply(200, {"status": "ok"})
@@ -84,6 +88,7 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Route]]] = [
     (re.compile(r"/__control"), {"GET": _get_control, "POST": _post_control}),
     (re.compile(r"/__ledger"), {"GET": _get_ledger}),
     (re.compile(r"/__ledger/reset"), {"POST": _reset_ledger}),
+    (re.compile(r"/__stats"), {"GET": _get_stats}),
 ]
 
 
@@ -151,6 +156,15 @@ class GatewayHandler(BaseHTTPRequestHandler):
         self._log_line(f"{self.command} {path} {reply.status} {elapsed_ms:.1f}ms{note}{gone}")
 
     def _route(self, path: str, query: dict[str, list[str]]) -> Reply:
+        if self.command == "POST" and path.startswith("/v1/"):  # a call that may move money
+            self.bank.call_started()
+            try:
+                return self._answer(path, query)
+            finally:
+                self.bank.call_finished()
+        return self._answer(path, query)
+
+    def _answer(self, path: str, query: dict[str, list[str]]) -> Reply:
         if path.startswith("/v1/") and (down := self.bank.outage_reply()) is not None:
             return down
         for pattern, methods in ROUTES:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from orderflow.core import secrets
@@ -302,6 +303,21 @@ PAYMENT_RETRY_BACKOFF_MAX = env.float("PAYMENT_RETRY_BACKOFF_MAX", default=120.0
 PAYMENT_RETRY_JITTER = env.bool("PAYMENT_RETRY_JITTER", default=True)
 BREAKER_FAILURE_THRESHOLD = env.int("BREAKER_FAILURE_THRESHOLD", default=5)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=15.0)
+# Waiting out an outage (payments.services): an order that meets the open breaker waits, spending
+# no attempt, until its payment window ends (counted from when it was placed; a store may set
+# `payment_window_minutes`, never above what the card vault keeps the card). Each waiting order
+# has one wake-up at most every PAYMENT_WAIT_WAKEUP_SECONDS (and never past half the visibility
+# timeout); when the gateway is back the waiting orders are released oldest first, at most
+# GATEWAY_MAX_CONCURRENT_CALLS gateway calls at a time (a Redis semaphore around every charge).
+CARD_VAULT_TTL_SECONDS = env.int("CARD_VAULT_TTL_SECONDS", default=3600)
+PAYMENT_WINDOW_MINUTES = env.int("PAYMENT_WINDOW_MINUTES", default=60)
+PAYMENT_WAIT_WAKEUP_SECONDS = env.float("PAYMENT_WAIT_WAKEUP_SECONDS", default=30.0)
+GATEWAY_MAX_CONCURRENT_CALLS = env.int("GATEWAY_MAX_CONCURRENT_CALLS", default=8)
+if PAYMENT_WINDOW_MINUTES * 60 > CARD_VAULT_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        f"PAYMENT_WINDOW_MINUTES ({PAYMENT_WINDOW_MINUTES}) is longer than the card vault keeps a card "
+        f"(CARD_VAULT_TTL_SECONDS={CARD_VAULT_TTL_SECONDS}): an order would wait for a card already gone."
+    )
 FULFILLMENT_AUTOPILOT = env.bool("FULFILLMENT_AUTOPILOT", default=False)
 FULFILLMENT_AUTOPILOT_STEP_SECONDS = env.float("FULFILLMENT_AUTOPILOT_STEP_SECONDS", default=3.0)
 CARRIER_SIMULATOR = env.bool("CARRIER_SIMULATOR", default=False)

@@ -34,6 +34,7 @@ class Order(TenantModel):
         PENDING = "pending"
         PROCESSING = "processing"
         RETRYING = "retrying"
+        WAITING = "waiting"  # for the gateway (breaker open), inside the payment window
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         PARTIALLY_REFUNDED = "partially_refunded"

@@ -4,9 +4,13 @@ closed ──(BREAKER_FAILURE_THRESHOLD consecutive gateway failures)──▶ o
 open ──(BREAKER_COOLDOWN_SECONDS pass)──▶ half-open: exactly one probe call is let through
 half-open ──probe succeeds──▶ closed          half-open ──probe fails──▶ open again
 
-While open, payment tasks do not call the gateway; they record a `breaker_open` attempt and
-re-schedule themselves for the end of the cool-down (plus jitter, so they do not return as a herd)
-without spending their retry budget. Any success resets the failure count and closes the breaker.
+While open, payments do not call the gateway: they wait (payments.services, "waiting") without
+spending their retry budget, and are released oldest first once it closes. Any success resets the
+failure count and closes the breaker.
+
+Beside the breaker, a semaphore bounds the gateway calls in flight at once across every worker
+(GATEWAY_MAX_CONCURRENT_CALLS): a slot is taken before a charge and given back after it; a slot
+whose holder died frees itself when its hold runs out.
 
 The stores whose payments met the open breaker are kept in a Redis set, so the caller can tell
 each of them when the gateway is back (`gateway.down` / `gateway.up` per store). If Redis itself
@@ -32,6 +36,7 @@ K_OPEN_UNTIL = f"{_PREFIX}:open_until"
 K_OPENED_AT = f"{_PREFIX}:opened_at"
 K_PROBE = f"{_PREFIX}:probe"
 K_STORES = f"{_PREFIX}:stores"
+K_SLOTS = f"{_PREFIX}:slots"  # the concurrency semaphore: token -> expiry (a sorted set)
 
 _client: redis.Redis | None = None
 
@@ -180,6 +185,81 @@ def state() -> dict:
     }
 
 
+def is_closed() -> bool:
+    """Calls flow normally (not open, not half-open). Unknown (Redis down) counts as closed."""
+    try:
+        return not client().exists(K_OPEN_UNTIL)
+    except redis.RedisError:
+        return True
+
+
+# ------------------------------------------------------------------------- the semaphore
+
+UNLIMITED = "-"  # the token handed out when Redis is unavailable: fail open, as the breaker does
+
+_ACQUIRE = """
+local now, expiry, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local free = limit - redis.call('ZCARD', KEYS[1])
+local taken = 0
+for i = 4, #ARGV do
+  if taken >= free then break end
+  redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+  taken = taken + 1
+end
+redis.call('EXPIRE', KEYS[1], 3600)
+return taken
+"""
+
+
+def slot_hold_seconds() -> float:
+    """How long a slot is held at most: a released order's task may sit in the queue a little
+    before its call, then the call itself (connect + read timeouts)."""
+    return 2 * (settings.GATEWAY_CONNECT_TIMEOUT + settings.GATEWAY_READ_TIMEOUT) + 30
+
+
+def acquire_slots(n: int = 1) -> list[str]:
+    """Up to `n` slots of the gateway semaphore (fewer, or none, when it is full)."""
+    if n <= 0:
+        return []
+    tokens = [uuid.uuid4().hex for _ in range(n)]
+    now = time.time()
+    try:
+        taken = int(
+            client().eval(
+                _ACQUIRE,
+                1,
+                K_SLOTS,
+                now,
+                now + slot_hold_seconds(),
+                settings.GATEWAY_MAX_CONCURRENT_CALLS,
+                *tokens,
+            )
+        )
+    except redis.RedisError as exc:
+        log.warning("gateway semaphore unavailable, letting the call through: %s", exc)
+        return [UNLIMITED] * n
+    return tokens[:taken]
+
+
+def release_slot(token: str | None) -> None:
+    if not token or token == UNLIMITED:
+        return
+    try:
+        client().zrem(K_SLOTS, token)
+    except redis.RedisError as exc:
+        log.warning("gateway semaphore unavailable on release (the slot frees itself later): %s", exc)
+
+
+def slots_in_use() -> int:
+    try:
+        r = client()
+        r.zremrangebyscore(K_SLOTS, "-inf", time.time())
+        return int(r.zcard(K_SLOTS))
+    except redis.RedisError:
+        return 0
+
+
 def reset() -> None:
     """Forget everything (tests and operators)."""
-    client().delete(K_FAILURES, K_OPEN_UNTIL, K_OPENED_AT, K_PROBE, K_STORES)
+    client().delete(K_FAILURES, K_OPEN_UNTIL, K_OPENED_AT, K_PROBE, K_STORES, K_SLOTS)

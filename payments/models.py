@@ -55,6 +55,14 @@ class Payment(TenantModel):
     decline_code = models.CharField(max_length=50, blank=True, default="")
     last_error = models.CharField(max_length=500, blank=True, default="")
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Waiting for the gateway (breaker open) since; empty when not waiting.",
+    )
+    window_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="The payment window: the order waits out an outage until then."
+    )
     refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     refund_id = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,6 +88,11 @@ class Payment(TenantModel):
         indexes = [
             models.Index(fields=["store", "status", "-created_at"], name="payment_store_status_created"),
             models.Index(fields=["store", "-created_at"], name="payment_store_created"),
+            models.Index(
+                fields=["waiting_since", "created_at"],
+                condition=Q(waiting_since__isnull=False),
+                name="payment_waiting",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -185,11 +185,15 @@ def expiry_blocker(payment: Payment | None, *, now: datetime) -> str | None:
     * a gateway call whose answer never came (attempt timed out, dropped connection, or still
       marked in flight): it may have charged (`payment_outcome_unknown`). The re-driven charge
       asks again with the same key and settles it — paid, or payment_failed — instead.
+    * waiting for the gateway inside its payment window (`payment_waiting`): its window, not the
+      order-expiry window, ends it.
     * failed, or stale with only definite answers (none, 5xx, breaker open): may expire."""
     if payment is None or payment.status == PS.FAILED:
         return None
     if payment.status in Payment.REFUNDABLE_STATUSES or payment.status == PS.REFUNDED:
         return "payment_succeeded"
+    if payment.waiting_since is not None and now < services.window_ends_at(payment):
+        return "payment_waiting"  # waiting out a gateway outage inside its payment window
     live_since = now - timedelta(seconds=services.stuck_after_seconds())
     if payment.updated_at >= live_since or (payment.next_retry_at and payment.next_retry_at >= live_since):
         return "payment_in_flight"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from orderflow.core.tenancy import Store
 from orders.models import Order
 
+from . import breaker, services
 from .models import Payment, PaymentAttempt
 
 
@@ -32,3 +35,30 @@ def order_is_gone(store_id: int, order_id: Any) -> bool:
     return Order.all_stores.filter(
         store_id=store_id, pk=order_id, status__in=("cancelled", "expired")
     ).exists()
+
+
+def waiting_for_gateway(payment: Payment | None) -> dict[str, Any] | None:
+    """For a payment waiting out an outage: since when the gateway is down (the breaker's opening,
+    or this payment's wait if that is earlier or unknown), when its window ends and what is left."""
+    if payment is None or payment.waiting_since is None or payment.status in Payment.FINAL_STATUSES:
+        return None
+    opened = breaker.state().get("opened_at")
+    since = payment.waiting_since
+    if opened:
+        since = min(since, datetime.fromtimestamp(opened, tz=UTC))
+    ends = services.window_ends_at(payment)
+    return {
+        "down_since": since,
+        "waiting_since": payment.waiting_since,
+        "window_ends_at": ends,
+        "window_left_seconds": max(0, round((ends - timezone.now()).total_seconds())),
+    }
+
+
+def waiting_payments(store: Store, limit: int = 100) -> QuerySet[Payment]:
+    """The store's payments waiting for the gateway, first in the release queue first."""
+    return (
+        payments(store)
+        .filter(waiting_since__isnull=False, status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING])
+        .order_by("waiting_since", "created_at")[:limit]
+    )

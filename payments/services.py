@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -161,9 +161,18 @@ def open_payment(*, order: Order) -> Payment:
             "amount": order.total,
             "currency": order.currency,
             "idempotency_key": f"charge-{payment_id}",
+            "window_ends_at": order.created_at + timedelta(minutes=payment_window_minutes(order.store)),
         },
     )
     return payment
+
+
+def payment_window_minutes(store: Store) -> int:
+    """How long from placing an order waits out a gateway outage (`payment_window_minutes`, else
+    PAYMENT_WINDOW_MINUTES). Counted from the order's creation, as the card vault's TTL is, and
+    never longer than it (the serializer and the settings refuse that)."""
+    value = store.setting("payment_window_minutes")
+    return int(settings.PAYMENT_WINDOW_MINUTES if value is None else value)
 
 
 def ensure_payment(*, store: Store, order_id: uuid.UUID | str) -> Payment | None:
@@ -181,12 +190,16 @@ def ensure_payment(*, store: Store, order_id: uuid.UUID | str) -> Payment | None
 
 @dataclass(frozen=True)
 class Step:
-    """What the charge task does next: stop ("done"), retry after a failure ("retry", spends the
-    retry budget) or come back when the breaker lets it ("wait", free)."""
+    """What the charge task does next: stop ("done"), retry after a failed call ("retry", spends the
+    retry budget) or wake up later while waiting for the gateway ("wait", free). `wake` names the
+    wait the wake-up belongs to; `release` asks the task to release waiting payments now (the
+    gateway is back, or a released charge gave back its slot)."""
 
     kind: str
     delay: float = 0.0
     outcome: str = ""
+    wake: str | None = None
+    release: bool = False
 
 
 def max_attempts() -> int:
@@ -207,8 +220,49 @@ def retry_delay(attempt: int) -> float:
     return random.uniform(0, cap) if settings.PAYMENT_RETRY_JITTER else cap
 
 
-def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
-    """One turn of the charge task: at most one gateway call, its outcome recorded."""
+def wake_delay(payment: Payment) -> float:
+    """The countdown of a waiting order's next wake-up: at most PAYMENT_WAIT_WAKEUP_SECONDS
+    (jittered down to half of it, so waiting orders do not wake together), never past half the
+    broker's visibility timeout (a longer countdown is redelivered again and again), and no later
+    than just after its window ends (to fail it then)."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    cap = min(float(settings.PAYMENT_WAIT_WAKEUP_SECONDS), visibility / 2)
+    delay = random.uniform(cap / 2, cap)
+    left = (window_ends_at(payment) - timezone.now()).total_seconds()
+    delay = min(delay, max(0.0, left) + 0.5)
+    return max(0.5, delay)
+
+
+def _wait_token(payment: Payment) -> str | None:
+    return payment.waiting_since.isoformat() if payment.waiting_since else None
+
+
+def window_ends_at(payment: Payment) -> datetime:
+    """The end of the payment's window (set when it opened; derived for rows from before that)."""
+    if payment.window_ends_at is not None:
+        return payment.window_ends_at
+    return payment.order.created_at + timedelta(minutes=payment_window_minutes(payment.store))
+
+
+def _window_over(payment: Payment) -> bool:
+    return timezone.now() >= window_ends_at(payment)
+
+
+def attempt_charge(
+    *, store: Store, payment_id: uuid.UUID | str, slot: str | None = None, wake: str | None = None
+) -> Step:
+    """One turn of the charge task: at most one gateway call, its outcome recorded.
+
+    `slot`: a gateway-semaphore slot the release took for this payment (given back here, whatever
+    happens). `wake`: this turn is the wake-up of the wait named so; a wake-up whose wait is over
+    (released, or a newer wait) does nothing."""
+    try:
+        return _attempt_charge(store, payment_id, slot, wake)
+    finally:
+        breaker.release_slot(slot)
+
+
+def _attempt_charge(store: Store, payment_id: Any, slot: str | None, wake: str | None) -> Step:
     payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
     if payment is None or payment.status in Payment.FINAL_STATUSES:
         return Step("done", outcome=payment.status if payment else "missing")
@@ -217,6 +271,11 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
     if order.status != OS.PAYMENT_PROCESSING:
         _abandon(payment, reason=f"order is {order.status}")
         return Step("done", outcome="abandoned")
+    if wake is not None and _wait_token(payment) != wake:
+        return Step("done", outcome="wait_over")  # released meanwhile: its release task charges it
+    if payment.waiting_since is not None:
+        return _keep_waiting(payment, woken=wake is not None)
+
     card = vault.detokenize(store.pk, order.pk)
     if not card or not card.get("card_number"):
         _fail(
@@ -226,11 +285,23 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
         )
         return Step("done", outcome=PS.FAILED)
 
+    own_slot = None
+    if slot is None:
+        taken = breaker.acquire_slots(1)
+        if not taken:  # GATEWAY_MAX_CONCURRENT_CALLS calls in flight: come back in a moment, free
+            return Step("wait", delay=random.uniform(0.2, 1.0), outcome="no_slot")
+        own_slot = taken[0]
+    try:
+        return _call_gateway(payment, card)
+    finally:
+        breaker.release_slot(own_slot)
+
+
+def _call_gateway(payment: Payment, card: dict[str, Any]) -> Step:
+    store, order = payment.store, payment.order
     permit = breaker.before_call()
     if not permit.allowed:
-        delay = permit.wait_seconds + breaker.jitter()
-        _record_breaker_open(payment, delay)
-        return Step("wait", delay=delay, outcome="breaker_open")
+        return _start_waiting(payment)
 
     attempt = _begin_attempt(payment)
     if attempt is None:
@@ -254,6 +325,10 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
             _gateway_failed(store, exc)
         else:
             _gateway_alive()
+        if exc.counts_against_gateway and not breaker.is_closed():
+            # The gateway is down for everyone now: the order waits it out (its window, not its
+            # retry budget, bounds that), and the call it made stays counted.
+            return _start_waiting(payment, error=exc)
         if payment.attempts >= max_attempts() and (
             not exc.outcome_unknown or payment.attempts >= max_attempts_when_unknown()
         ):
@@ -279,6 +354,137 @@ def attempt_charge(*, store: Store, payment_id: uuid.UUID | str) -> Step:
     _gateway_alive()
     _succeed(payment, charge)
     return Step("done", outcome=PS.SUCCEEDED)
+
+
+# ----------------------------------------------------------------------- waiting it out
+
+
+def _start_waiting(payment: Payment, *, error: gateway.GatewayError | None = None) -> Step:
+    """The breaker is open: the order waits for the gateway, spending no attempt. One
+    `payment.waiting` event when the wait starts (none per wake-up); the order's payment_status
+    says `waiting`. Past its window it fails instead."""
+    if _window_over(payment):
+        return _window_ended(payment)
+    now = timezone.now()
+    with transaction.atomic():
+        fresh, order = _locked(payment)
+        if fresh.status in Payment.FINAL_STATUSES:
+            return Step("done", outcome=fresh.status)
+        since = fresh.waiting_since or now
+        delay = wake_delay(fresh)
+        updates: dict[str, Any] = {"waiting_since": since, "next_retry_at": now + timedelta(seconds=delay)}
+        if error is not None:
+            updates.update(error_code=error.code[:50], last_error=str(error)[:500])
+        Payment.all_stores.filter(pk=fresh.pk).update(updated_at=now, **updates)
+        if fresh.waiting_since is None:
+            emit(
+                "payment.waiting",
+                store=payment.store,
+                order_id=order.pk,
+                subject=fresh,
+                data={
+                    "reason": "breaker_open",
+                    "since": since.isoformat(),
+                    "window_ends_at": window_ends_at(fresh).isoformat(),
+                    "attempts": fresh.attempts,
+                },
+                actor=ACTOR,
+            )
+            order_services.set_payment_status(order=order, status="waiting", attempts=fresh.attempts)
+        payment.waiting_since = since
+    if breaker.note_store(payment.store_id):
+        _emit_gateway_down(payment.store, error="breaker_open", failures=None)
+    return Step("wait", delay=delay, outcome="waiting", wake=_wait_token(payment))
+
+
+def _keep_waiting(payment: Payment, *, woken: bool) -> Step:
+    """A waiting order's wake-up: fail it if its window is over; else, while the breaker is
+    half-open, ask the gateway (a lookup that charges nothing — the breaker's probe, so no order
+    spends an attempt on it); if the gateway is back, ask for a release; and sleep again.
+
+    A task that is not the order's wake-up (a re-drive by the reconciler, a duplicate) only takes
+    the wait over when its wake-ups have stopped (next_retry_at long past)."""
+    if _window_over(payment):
+        return _window_ended(payment)
+    now = timezone.now()
+    if (
+        not woken
+        and payment.next_retry_at
+        and payment.next_retry_at > now - timedelta(seconds=2 * float(settings.PAYMENT_WAIT_WAKEUP_SECONDS))
+    ):
+        return Step("done", outcome="waiting")
+    closed = probe_gateway() == "closed"
+    # Ask for a release only while the semaphore has room: with every slot taken, the charges
+    # holding them ask for the next release as they finish, and hundreds of waking orders asking
+    # too would only flood the queue the released charges wait in.
+    release = closed and breaker.slots_in_use() < settings.GATEWAY_MAX_CONCURRENT_CALLS
+    delay = wake_delay(payment)
+    Payment.all_stores.filter(pk=payment.pk, waiting_since=payment.waiting_since).update(
+        next_retry_at=now + timedelta(seconds=delay), updated_at=now
+    )
+    return Step("wait", delay=delay, outcome="waiting", wake=_wait_token(payment), release=release)
+
+
+def _window_ended(payment: Payment) -> Step:
+    """The payment window is over and the gateway still cannot be reached: the order fails, its
+    stock released, with the reason an operator (and the payment_failed alert) can act on."""
+    start = payment.waiting_since or payment.created_at
+    minutes = max(1, round((timezone.now() - start).total_seconds() / 60))
+    _fail(
+        payment,
+        error_code="gateway_unavailable",
+        message=f"the gateway was unavailable for {minutes} minute{'s' if minutes != 1 else ''}",
+    )
+    return Step("done", outcome=PS.FAILED)
+
+
+def waiting_queue_exists() -> bool:
+    return Payment.all_stores.filter(waiting_since__isnull=False).exists()
+
+
+def release_waiting() -> list[tuple[uuid.UUID, int, str]]:
+    """The gateway is back: hand the longest-waiting payments (oldest wait first, then oldest
+    payment) as many gateway slots as are free, and end their wait (`payment.resumed`). Returns
+    (payment id, store id, slot) for each; the caller enqueues their charges in that order. Each
+    released charge gives its slot back and asks for the next release, so the queue drains at the
+    rate the semaphore allows — never as a herd. Crosses stores on purpose (one queue)."""
+    if not breaker.is_closed():
+        return []
+    free = settings.GATEWAY_MAX_CONCURRENT_CALLS - breaker.slots_in_use()
+    if free <= 0:
+        return []
+    now = timezone.now()
+    released: list[tuple[uuid.UUID, int, str]] = []
+    with transaction.atomic():
+        rows = list(
+            Payment.all_stores.filter(waiting_since__isnull=False, status__in=[PS.PENDING, PS.PROCESSING])
+            .order_by("waiting_since", "created_at")
+            .select_for_update(skip_locked=True)[:free]
+        )
+        slots = breaker.acquire_slots(len(rows))
+        stores = {s.pk: s for s in Store.objects.filter(pk__in={p.store_id for p in rows[: len(slots)]})}
+        for payment, slot in zip(rows, slots, strict=False):
+            store = stores[payment.store_id]
+            Payment.all_stores.filter(pk=payment.pk).update(
+                waiting_since=None, next_retry_at=None, updated_at=now
+            )
+            emit(
+                "payment.resumed",
+                store=store,
+                order_id=payment.order_id,
+                subject=payment,
+                data={
+                    "since": payment.waiting_since.isoformat(),
+                    "waited_seconds": round((now - payment.waiting_since).total_seconds(), 1),
+                    "attempts": payment.attempts,
+                },
+                actor=ACTOR,
+            )
+            Order.all_stores.filter(pk=payment.order_id, payment_status="waiting").update(
+                payment_status="processing" if payment.attempts else "pending", updated_at=now
+            )
+            released.append((payment.pk, payment.store_id, slot))
+    return released
 
 
 def _locked(payment: Payment) -> tuple[Payment, Order]:
@@ -347,29 +553,6 @@ def _finish_attempt(
     )
 
 
-def _record_breaker_open(payment: Payment, delay: float) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        fresh, _order = _locked(payment)
-        if fresh.status in Payment.FINAL_STATUSES:
-            return
-        number = PaymentAttempt.all_stores.filter(payment=fresh).count() + 1
-        PaymentAttempt.all_stores.create(
-            store=payment.store,
-            payment=fresh,
-            number=number,
-            started_at=now,
-            finished_at=now,
-            outcome=PaymentAttempt.Outcome.BREAKER_OPEN,
-            message=f"gateway circuit open; next try in {delay:.1f}s",
-        )
-        Payment.all_stores.filter(pk=fresh.pk).update(
-            next_retry_at=now + timedelta(seconds=delay), updated_at=now
-        )
-    if breaker.note_store(payment.store_id):
-        _emit_gateway_down(payment.store, error="breaker_open", failures=None)
-
-
 def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -417,6 +600,7 @@ def _succeed(payment: Payment, charge: gateway.Charge) -> None:
                 "gateway_charge_id": charge.id,
                 "succeeded_at": now,
                 "next_retry_at": None,
+                "waiting_since": None,
                 "error_code": "",
             },
             data={
@@ -463,6 +647,7 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
                 "last_error": message[:500],
                 "failed_at": timezone.now(),
                 "next_retry_at": None,
+                "waiting_since": None,
             },
             data={
                 "error_code": error_code,
@@ -502,7 +687,12 @@ def _abandon(payment: Payment, *, reason: str) -> None:
             topic="payment.cancelled",
             reason=reason,
             actor=ACTOR,
-            updates={"error_code": code, "failed_at": timezone.now(), "next_retry_at": None},
+            updates={
+                "error_code": code,
+                "failed_at": timezone.now(),
+                "next_retry_at": None,
+                "waiting_since": None,
+            },
             data={"error_code": code, "attempts": fresh.attempts},
         )
         order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)

@@ -7,7 +7,9 @@ countdown is computed exactly as Celery's `retry_backoff` / `retry_backoff_max` 
 would (full jitter) from PAYMENT_RETRY_BACKOFF, PAYMENT_RETRY_BACKOFF_MAX, PAYMENT_RETRY_JITTER;
 the budget is PAYMENT_MAX_RETRIES retries, counted on the Payment row (gateway calls made), so a
 redelivered task after a worker crash does not get a fresh budget. Every countdown stays far below
-the broker's visibility timeout (PAYMENT_RETRY_BACKOFF_MAX, BREAKER_COOLDOWN_SECONDS ≪ 1 h).
+the broker's visibility timeout (PAYMENT_RETRY_BACKOFF_MAX ≪ 1 h; a waiting payment's wake-up is
+capped at half of it). Waiting for the gateway is not a task held anywhere: one countdown per
+waiting payment, and `release_waiting` when the gateway is back.
 """
 
 from celery import shared_task
@@ -27,15 +29,34 @@ def check_fraud(order_id: str, store_id: int) -> None:
 
 
 @shared_task(name="payments.charge_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def charge_payment(self, payment_id: str, store_id: int) -> str:
+def charge_payment(
+    self, payment_id: str, store_id: int, slot: str | None = None, wake: str | None = None
+) -> str:
+    """`slot`: the gateway slot a release took for this payment; `wake`: this run is the wake-up
+    of a waiting payment (see services.attempt_charge)."""
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
+        services.breaker.release_slot(slot)
         return "missing"
     with use_store(store):
-        step = services.attempt_charge(store=store, payment_id=payment_id)
+        step = services.attempt_charge(store=store, payment_id=payment_id, slot=slot, wake=wake)
+    if slot is not None or step.release:
+        # a slot came back, or the gateway is back: release the next ones here and now (one queue
+        # hop fewer per released payment than asking a release task to do it)
+        release_waiting()
     if step.kind in ("retry", "wait"):
-        raise self.retry(countdown=step.delay)
+        raise self.retry(args=[payment_id, store_id], kwargs={"wake": step.wake}, countdown=step.delay)
     return step.outcome
+
+
+@shared_task(name="payments.release_waiting", acks_late=True, ignore_result=True)
+def release_waiting() -> int:
+    """The gateway is back: charge the longest-waiting payments, as many as there are free gateway
+    slots (each charge asks for the next release when it gives its slot back)."""
+    released = services.release_waiting()
+    for payment_id, store_id, slot in released:
+        charge_payment.delay(str(payment_id), store_id, slot=slot)
+    return len(released)
 
 
 @shared_task(name="payments.refund_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -69,8 +90,12 @@ def retry_refund(self, refund_id: str, store_id: int, attempt: int = 1) -> str:
 
 @shared_task(name="payments.probe_gateway", acks_late=True, ignore_result=True)
 def probe_gateway() -> str:
-    """Beat, every few seconds: close an open breaker once the gateway answers again."""
-    return services.probe_gateway()
+    """Beat, every few seconds: close an open breaker once the gateway answers again, and release
+    the payments that waited for it."""
+    state = services.probe_gateway()
+    if state == "closed" and services.waiting_queue_exists():
+        release_waiting.delay()
+    return state
 
 
 @shared_task(name="payments.reconcile_payments", acks_late=True, ignore_result=True)

@@ -169,6 +169,10 @@ class Gateway:
         qs = "&".join(f"{k}={v}" for k, v in filters.items())
         return self._call("GET", "/__ledger" + (f"?{qs}" if qs else ""))["charges"]
 
+    def stats(self) -> dict:
+        """Calls answered, in flight, and the peak of concurrent calls since the last reset."""
+        return self._call("GET", "/__stats")
+
     def reset(self) -> None:
         self.control(reset=True)
         self._call("POST", "/__ledger/reset", {})

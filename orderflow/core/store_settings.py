@@ -11,6 +11,7 @@ import functools
 import zoneinfo
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from rest_framework import serializers
 
@@ -81,6 +82,15 @@ class StoreSettingsSerializer(serializers.Serializer):
         max_value=7 * 24 * 60,
         help_text="Unpaid orders expire after this many minutes; 0 = never (null: platform default).",
     )
+    payment_window_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text=(
+            "How long, from when it was placed, an order waits out a gateway outage before it fails; "
+            "at most as long as the card vault keeps the card (null: platform default)."
+        ),
+    )
 
     timezone = serializers.CharField(
         required=False,
@@ -100,6 +110,16 @@ class StoreSettingsSerializer(serializers.Serializer):
                 return Store.DEFAULT_SETTINGS.get(name) if given is None else given
             return store.setting(name) if store else Store.DEFAULT_SETTINGS.get(name)
 
+        window = attrs.get("payment_window_minutes")
+        if window is not None and window * 60 > settings.CARD_VAULT_TTL_SECONDS:
+            raise serializers.ValidationError(
+                {
+                    "payment_window_minutes": [
+                        f"Must not be above {settings.CARD_VAULT_TTL_SECONDS // 60}: the card vault "
+                        "keeps the card no longer."
+                    ]
+                }
+            )
         review, reject = value("fraud_review_threshold"), value("fraud_reject_threshold")
         if review is not None and reject is not None and int(review) > int(reject):
             raise serializers.ValidationError(

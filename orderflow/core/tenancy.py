@@ -53,6 +53,7 @@ class Store(models.Model):
         "fulfillment_autopilot": None,  # None = follow FULFILLMENT_AUTOPILOT
         "order_expiry_minutes": None,  # None = follow ORDER_EXPIRY_MINUTES
         "timezone": "UTC",  # the dashboard's times (store_settings.store_timezone)
+        "payment_window_minutes": None,  # None = follow PAYMENT_WINDOW_MINUTES
     }
 
     class Meta:

@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 3600
+DEFAULT_TTL_SECONDS = 3600  # CARD_VAULT_TTL_SECONDS's default; the payment window never outlasts it
 _FIELDS = ("card_number", "exp_month", "exp_year")  # what a charge may need: never the CVC
 VAULT_KEY_PURPOSE = "orderflow.card-vault"
 
@@ -80,15 +80,16 @@ def _redis(key: str, *, write: bool = False) -> tuple[Any, str]:
     return cache._cache.get_client(key, write=write), cache.make_and_validate_key(key)
 
 
-def tokenize(store_id: Any, order_id: Any, card: dict[str, Any], ttl: int = DEFAULT_TTL_SECONDS) -> str:
-    """Keep the card for `ttl` seconds under the order's key; returns the key (the token).
+def tokenize(store_id: Any, order_id: Any, card: dict[str, Any], ttl: int | None = None) -> str:
+    """Keep the card for `ttl` seconds (default CARD_VAULT_TTL_SECONDS, which the payment window
+    may not exceed: settings refuses to start otherwise) under the order's key; returns the key.
 
     Only the fields a charge needs are kept, as encrypted JSON. `store_id` may be a Store or its pk."""
     key = _key(store_id, order_id)
     kept = {name: card[name] for name in _FIELDS if name in card}
     token = _fernet().encrypt(json.dumps(kept, separators=(",", ":")).encode())
     client, full_key = _redis(key, write=True)
-    client.set(full_key, token, ex=ttl)
+    client.set(full_key, token, ex=ttl or getattr(settings, "CARD_VAULT_TTL_SECONDS", DEFAULT_TTL_SECONDS))
     return key
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from alerts.models import Alert
+from orderflow.core.events import Event
 from orders.models import Order
 from payments.models import Payment, PaymentAttempt
 from tests.conftest import wait_until
@@ -111,6 +112,14 @@ def test_an_outage_opens_the_breaker_and_orders_complete_after_recovery(celery_w
         20,
         message="the gateway_down alert",
     )
+    # longer than the old retry budget (PAYMENT_MAX_RETRIES=3, backoff <= 1 s) and several
+    # cool-downs: the orders wait, spending no attempt
+    wait_until(
+        lambda: Payment.all_stores.filter(order__in=orders, waiting_since__isnull=False).count() == 3,
+        30,
+        message="all three orders waiting",
+    )
+    time.sleep(8)
     gateway.control(outage=False)
 
     wait_until(lambda: settled_payments(orders) == 3, 40, message="all payments final after recovery")
@@ -120,7 +129,11 @@ def test_an_outage_opens_the_breaker_and_orders_complete_after_recovery(celery_w
     assert {p.status for p in payments} == {"succeeded"}
     ledger = charges_by_order(gateway.ledger())
     assert all(len(ledger[str(o.pk)]) == 1 for o in orders)
-    assert PaymentAttempt.all_stores.filter(payment__in=payments, outcome="breaker_open").exists()
+    for p in payments:  # attempts count calls only: the waiting left no rows and spent nothing
+        assert PaymentAttempt.all_stores.filter(payment=p).count() == p.attempts <= 3
+    assert {e.data["reason"] for e in Event.all_stores.filter(store=store, topic="payment.waiting")} == {
+        "breaker_open"
+    }
     wait_until(
         lambda: Alert.all_stores.get(pk=alert.pk).status == "resolved", 20, message="the alert resolved"
     )

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from orderflow.core import vault
 from orderflow.core.errors import InvalidTransition
+from orderflow.core.events import Event
 from orders import services as order_services
 from orders.models import Order
 from payments import breaker, fraud, refunds, services
@@ -352,28 +353,146 @@ def test_a_finished_payment_is_left_alone(store, product, gw):
 # -------------------------------------------------------------------------------- breaker
 
 
-def test_an_outage_opens_the_breaker_once_and_the_first_success_closes_it(store, product, gw, settings):
+def wake(store, payment):
+    """The waiting payment's wake-up (the charge task re-run with its wait's token)."""
+    payment.refresh_from_db()
+    return services.attempt_charge(store=store, payment_id=payment.pk, wake=services._wait_token(payment))
+
+
+def release_and_charge(store):
+    """What the release task does: end the longest waits, charge each with its slot."""
+    steps = []
+    for payment_id, _store_id, slot in services.release_waiting():
+        steps.append(services.attempt_charge(store=store, payment_id=payment_id, slot=slot))
+    return steps
+
+
+def test_an_outage_opens_the_breaker_once_and_the_orders_wait_without_spending_attempts(
+    store, product, gw, settings
+):
     gw.control(outage=True)
     payments = [approved(store, product)[1] for _ in range(settings.BREAKER_FAILURE_THRESHOLD)]
-    for payment in payments:
-        assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "retry"
+    kinds = [services.attempt_charge(store=store, payment_id=p.pk).kind for p in payments]
+    # the calls before the breaker opens are retried; the one that opens it starts waiting
+    assert kinds == ["retry"] * (settings.BREAKER_FAILURE_THRESHOLD - 1) + ["wait"]
     assert breaker.state()["state"] == "open"
-    downs = topics(store).count("gateway.down")
-    assert downs == 1
+    assert topics(store).count("gateway.down") == 1
 
-    step = services.attempt_charge(store=store, payment_id=payments[0].pk)
-    assert step.kind == "wait" and step.delay > 0
+    # the others meet the open breaker: they wait too, no call, no attempt row
+    steps = [services.attempt_charge(store=store, payment_id=p.pk) for p in payments[:-1]]
+    assert {s.kind for s in steps} == {"wait"} and all(
+        0 < s.delay <= settings.PAYMENT_WAIT_WAKEUP_SECONDS for s in steps
+    )
+    for _ in range(3):
+        assert wake(store, payments[0]).kind == "wait"
     payments[0].refresh_from_db()
-    assert payments[0].attempts == 1  # waiting on the breaker spends no retry budget
-    last = PaymentAttempt.all_stores.filter(payment=payments[0]).order_by("number").last()
-    assert last.outcome == "breaker_open"
+    assert payments[0].attempts == 1 and payments[0].waiting_since is not None
+    assert PaymentAttempt.all_stores.filter(payment=payments[0]).count() == 1  # the one real call
+    assert not PaymentAttempt.all_stores.filter(outcome="breaker_open").exists()
+    order = payments[0].order
+    order.refresh_from_db()
+    assert order.payment_status == "waiting"
+    assert [
+        e.data["reason"] for e in Event.all_stores.filter(topic="payment.waiting", order_id=order.pk)
+    ] == ["breaker_open"]  # one event when the wait starts, none per wake-up
 
     gw.control(outage=False)
-    breaker.client().set(breaker.K_OPEN_UNTIL, 0)  # cool-down over: the next call is the probe
-    assert services.attempt_charge(store=store, payment_id=payments[0].pk).outcome == "succeeded"
-    assert breaker.state()["state"] == "closed"
-    assert topics(store).count("gateway.up") == 1
+    breaker.client().set(breaker.K_OPEN_UNTIL, 0)  # cool-down over: the next wake-up probes
+    assert wake(store, payments[0]).release is True  # the probe (a lookup, no charge) closed it
+    assert breaker.state()["state"] == "closed" and topics(store).count("gateway.up") == 1
+    assert {s.outcome for s in release_and_charge(store)} == {"succeeded"}
+    assert {p.status for p in Payment.all_stores.filter(pk__in=[p.pk for p in payments])} == {"succeeded"}
+    assert topics(store).count("payment.resumed") == len(payments)
     assert event(store, "gateway.down").data["error"] == "gateway_unavailable"
+
+
+def test_an_outage_longer_than_the_retry_budget_completes_counting_only_calls(store, product, gw, settings):
+    gw.control(outage=True)
+    for _ in range(settings.BREAKER_FAILURE_THRESHOLD - 1):
+        breaker.record_failure(store.pk)
+    order, payment = approved(store, product)
+    assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "wait"
+    for _ in range(3 * services.max_attempts()):  # many cool-downs: each wake-up probes, fails
+        breaker.client().set(breaker.K_OPEN_UNTIL, 0)
+        assert wake(store, payment).kind == "wait"
+    payment.refresh_from_db()
+    assert payment.attempts == 1 and payment.status == "processing"
+
+    gw.control(outage=False)
+    breaker.client().set(breaker.K_OPEN_UNTIL, 0)
+    assert wake(store, payment).release
+    assert [s.outcome for s in release_and_charge(store)] == ["succeeded"]
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert (payment.status, payment.attempts, order.status) == ("succeeded", 2, "paid")
+    assert PaymentAttempt.all_stores.filter(payment=payment).count() == payment.attempts
+    assert len(gw.ledger(order_id=str(order.pk))) == 1
+
+
+def test_an_order_still_waiting_when_its_window_ends_fails_with_the_reason(store, product, gw):
+    gw.control(outage=True)
+    breaker.client().set(breaker.K_OPEN_UNTIL, 9e12)  # open for good
+    order, payment = approved(store, product)
+    assert stock(product)[1] == 2
+    assert services.attempt_charge(store=store, payment_id=payment.pk).kind == "wait"
+    payment.refresh_from_db()
+    Payment.all_stores.filter(pk=payment.pk).update(
+        waiting_since=timezone.now() - timedelta(minutes=7), window_ends_at=timezone.now()
+    )
+    step = services.attempt_charge(store=store, payment_id=payment.pk, wake=services._wait_token(payment))
+    assert step.outcome == "wait_over"  # that wake-up belonged to the wait as it was
+    assert wake(store, payment).outcome == "failed"
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert (payment.status, payment.error_code, payment.attempts) == ("failed", "gateway_unavailable", 0)
+    assert payment.last_error == "the gateway was unavailable for 7 minutes"
+    assert (order.status, order.payment_status) == ("payment_failed", "failed")
+    assert stock(product)[1] == 0
+    failed = event(store, "payment.failed", order)
+    assert failed.data["message"] == "the gateway was unavailable for 7 minutes"
+    assert gw.ledger() == []
+
+
+def test_the_window_is_the_stores_setting_from_when_the_order_was_placed(store, product, settings):
+    settings.PAYMENT_WINDOW_MINUTES = 45
+    order, payment = approved(store, product)
+    assert payment.window_ends_at == order.created_at + timedelta(minutes=45)
+    store.settings = {"payment_window_minutes": 20}
+    store.save()
+    order, payment = approved(store, product)
+    assert payment.window_ends_at == order.created_at + timedelta(minutes=20)
+
+
+def test_release_is_first_come_first_served_within_the_free_gateway_slots(store, product, settings):
+    settings.GATEWAY_MAX_CONCURRENT_CALLS = 2
+    now = timezone.now()
+    waiting = []
+    for minutes_ago in (3, 5, 1, 4):  # waiting since: the 5-minute one goes first
+        payment = approved(store, product)[1]
+        Payment.all_stores.filter(pk=payment.pk).update(waiting_since=now - timedelta(minutes=minutes_ago))
+        waiting.append(payment.pk)
+    breaker.client().set(breaker.K_OPEN_UNTIL, 9e12)
+    assert services.release_waiting() == []  # the gateway is still down
+    breaker.reset()
+
+    first = services.release_waiting()
+    assert [pk for pk, _, _ in first] == [waiting[1], waiting[3]]
+    assert services.release_waiting() == []  # both slots taken: nobody else goes yet
+    breaker.release_slot(first[0][2])  # one charge finished
+    assert [pk for pk, _, _ in services.release_waiting()] == [waiting[0]]
+    assert Payment.all_stores.filter(waiting_since__isnull=False).count() == 1
+
+
+def test_no_free_slot_means_a_short_free_wait(store, product, gw, settings):
+    settings.GATEWAY_MAX_CONCURRENT_CALLS = 1
+    held = breaker.acquire_slots(1)
+    order, payment = approved(store, product)
+    step = services.attempt_charge(store=store, payment_id=payment.pk)
+    assert (step.kind, step.outcome) == ("wait", "no_slot") and step.delay <= 1.0
+    payment.refresh_from_db()
+    assert payment.attempts == 0 and gw.ledger() == []
+    breaker.release_slot(held[0])
+    assert services.attempt_charge(store=store, payment_id=payment.pk).outcome == "succeeded"
 
 
 def test_a_store_meeting_the_open_breaker_is_told_it_is_down_and_up(
@@ -388,7 +507,7 @@ def test_a_store_meeting_the_open_breaker_is_told_it_is_down_and_up(
     assert topics(other_store).count("gateway.down") == 1
     gw.control(outage=False)
     breaker.client().set(breaker.K_OPEN_UNTIL, 0)
-    services.attempt_charge(store=other_store, payment_id=their_payment.pk)
+    wake(other_store, their_payment)
     assert topics(other_store).count("gateway.up") == 1 and topics(store).count("gateway.up") == 1
 
 
