@@ -150,6 +150,21 @@ SENTENCES: dict[str, Callable[[dict, Order], str]] = {
         f"Refund of {money(d.get('amount', o.total), d.get('currency', o.currency))} issued{_card(o)}"
     ),
     "payment.refund_failed": lambda d, o: "Refund did not go through" + _because(d) + "; it will be retried",
+    "payment.waiting": lambda d, o: (
+        "The gateway is down: the payment waits, spending no attempt, until it is back"
+    ),
+    "payment.resumed": lambda d, o: "The gateway is back: the payment goes ahead",
+    "payment.retry_requested": lambda d, o: (
+        f"Payment tried again (asked by {d.get('requested_by', 'someone')}"
+        + (", with a new card" if d.get("new_card") else "")
+        + ")"
+    ),
+    "payment.refund_requested": lambda d, o: (
+        f"Refund of {money(d.get('amount', o.total), d.get('currency', o.currency))} asked for" + _because(d)
+    ),
+    "payment.partially_refunded": lambda d, o: (
+        f"Partial refund of {money(d.get('amount', o.total), d.get('currency', o.currency))} issued{_card(o)}"
+    ),
     "inventory.updated": lambda d, o: "Stock levels updated",
     "inventory.threshold_reached": lambda d, o: "A SKU of this order reached its low-stock threshold",
     "fulfillment.created": lambda d, o: f"Fulfillment opened: {len(d.get('lines', []))} line(s) to pick",

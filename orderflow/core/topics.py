@@ -66,6 +66,8 @@ TOPICS: dict[str, Topic] = {
         Topic("payment.processed", "payment", "payment.succeeded"),
         Topic("payment.failed", "payment", "payment.failed"),
         Topic("payment.cancelled", "payment", "payment.failed"),
+        Topic("payment.waiting", "payment"),  # behind the open breaker, inside the payment window
+        Topic("payment.resumed", "payment"),
         Topic("payment.retry_requested", "payment", "payment.pending"),
         Topic("payment.refund_requested", "payment"),
         *_states("payment", "partially_refunded"),

@@ -113,3 +113,18 @@ def test_the_time_zone_setting_is_validated_and_defaults_to_utc(client, store):
     assert "timezone" in exc.value.fields
     order = make_order(store)
     assert "24 h, UTC" in _page(client, store, order)
+
+
+def test_the_payment_recovery_topics_read_as_sentences():
+    from types import SimpleNamespace
+
+    from dashboard.timeline import sentence
+
+    order = SimpleNamespace(total="42.00", currency="EUR", card_brand="visa", card_last4="4242", number=7)
+    assert sentence("payment.retry_requested", {"requested_by": "shopper", "new_card": True}, order) == (
+        "Payment tried again (asked by shopper, with a new card)"
+    )
+    assert sentence("payment.waiting", {}, order).startswith("The gateway is down")
+    for topic in ("payment.resumed", "payment.refund_requested", "payment.partially_refunded"):
+        said = sentence(topic, {"amount": "5.00", "currency": "EUR"}, order)
+        assert said != topic and "payment" not in said.split(":")[0].lower(), said
