@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from orderflow.core.store_settings import store_timezone
 from orderflow.core.throttles import PublicThrottle, throttle_page
 
 from .models import Order
@@ -27,6 +28,7 @@ def tracking_page(request, token: str):
     context = {
         "t": data,
         "store_name": order.store.name,
+        "tz": store_timezone(order.store),  # the store's zone, as on its dashboard
         "shipment_status": str(status).replace("_", " ").capitalize(),
         # payments' pay-again form (payments/pages.py), offered while the payment has failed
         "pay_again_url": (

@@ -1,6 +1,7 @@
 """Tracking: the operator's view and the shopper's public one (JSON and HTML), built by one selector."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -112,3 +113,14 @@ def test_cancelled_order_shows_cancelled_on_the_timeline(api, client, order):
 
 def test_tracking_of_another_stores_order_is_404(api_b, order):
     assert api_b.get(f"/api/v1/orders/{order.pk}/tracking").status_code == 404
+
+
+def test_public_tracking_page_shows_times_in_the_stores_zone_in_24_hours(client, order, store):
+    from orderflow.core.events import Event
+
+    store.settings = {**(store.settings or {}), "timezone": "Asia/Tokyo"}
+    store.save(update_fields=["settings"])
+    Event.all_stores.filter(order_id=order.pk).update(created_at=datetime(2031, 1, 2, 15, 30, tzinfo=UTC))
+    html = client.get(f"/track/{order.tracking_token}").content.decode()
+    assert "Fri 3 Jan 2031, 00:30 JST" in html  # 15:30 UTC is half past midnight the next day in Tokyo
+    assert " UTC<" not in html and "PM" not in html and "AM" not in html
