@@ -371,7 +371,10 @@ def _point_this_process_at(url: str):
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["LOCATION"] = url
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    layers["default"]["CONFIG"]["hosts"] = [url]
+    layers["default"]["CONFIG"]["hosts"] = [  # keep each host's options (its read timeout)
+        {**host, "address": url} if isinstance(host, dict) else url
+        for host in layers["default"]["CONFIG"]["hosts"]
+    ]
     override = override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches, CHANNEL_LAYERS=layers)
     override.enable()
     _reset_clients(url)
