@@ -19,6 +19,12 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# `make run` keeps this install's own secrets in var/secrets.env (scripts/run_stack.py): reading them
+# here lets `manage.py` commands in the same checkout act on that install. Exported values and .env
+# win; an empty SECRETS_ENV_FILE reads none.
+SECRETS_ENV_FILE = env.str("SECRETS_ENV_FILE", default=str(VAR_DIR / "secrets.env"))
+if SECRETS_ENV_FILE and Path(SECRETS_ENV_FILE).is_file():
+    environ.Env.read_env(SECRETS_ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 

@@ -51,6 +51,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "CSRF_TRUSTED_ORIGINS": "https://shop.example.com",
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
         "LOG_LEVEL": "WARNING",
+        "SECRETS_ENV_FILE": "",  # never the var/secrets.env a `make run` in this checkout made
         **_as_env(_good()),
     }
     env.update(overrides)
@@ -200,3 +201,15 @@ def test_make_run_makes_its_secrets_once_privately_and_reuses_them(tmp_path, mon
     assert again["API_KEY_PEPPER"] == first["API_KEY_PEPPER"]
     assert again["DJANGO_SUPERUSER_PASSWORD"] == first["DJANGO_SUPERUSER_PASSWORD"]
     assert again["SECRET_KEY"] == "exported-by-the-developer-and-long"  # what the developer set wins
+
+
+def test_manage_py_reads_the_secrets_make_run_made(tmp_path):
+    """`make run` keeps its secrets in var/secrets.env; a `manage.py` command in that checkout (how
+    the README and a store's scripts create stores and keys) finds them there; exported ones win."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in _as_env(_good()).items()))
+    bare = {k: v for k, v in production_env().items() if k not in _as_env(_good())}
+    code, output = _finish(_start(*SETUP, env={**bare, "SECRETS_ENV_FILE": str(secrets_file)}))
+    assert code == 0, output
+    code, output = _finish(_start(*SETUP, env={**bare, "SECRETS_ENV_FILE": ""}))
+    assert code != 0 and "SECRET_KEY" in output
