@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import random
 import subprocess
 import sys
@@ -135,6 +136,9 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
                     current_app.tasks[name].apply(args=args, kwargs=kwargs)
                 statements += len(q)
                 sql_by_step[name] += len(q)
+                if os.environ.get("FLOW_COST_SQL"):
+                    for query in q.captured_queries:
+                        print("   ", query["sql"][:160])
                 if paid():
                     break
             if not batch:
@@ -155,8 +159,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 5, 20])
     args = parser.parse_args()
-    import os
-
     os.environ["OUTBOX_DISPATCHER"] = "true"
     os.environ["GATEWAY_URL"] = f"http://127.0.0.1:{GATEWAY_PORT}"
     os.environ["FULFILLMENT_AUTOPILOT"] = "0"
