@@ -91,9 +91,11 @@ INSTALLED_APPS = [
     "fulfillment",
     "alerts",
     "dashboard",
+    "orderflow.observability",  # metrics: listens to every app, none imports it
 ]
 
 MIDDLEWARE = [
+    "orderflow.observability.middleware.RequestMetricsMiddleware",  # outermost: times all the rest
     "orderflow.core.request_log.RequestLogMiddleware",
     "orderflow.core.errors.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -480,6 +482,14 @@ WEBHOOK_RETRY_BACKOFF_MAX = env.float("WEBHOOK_RETRY_BACKOFF_MAX", default=600.0
 WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
 WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
 WEBHOOK_STALE_AFTER_SECONDS = env.float("WEBHOOK_STALE_AFTER_SECONDS", default=300.0)
+
+# --- metrics (orderflow/observability; docs/operations.md, "Metrics") ---------------------------
+# GET /metrics (Prometheus text) wants `Authorization: Bearer <METRICS_TOKEN>`; with none set it is
+# a 404: nothing is exposed by default. Give every process of a host the same empty-at-start
+# PROMETHEUS_MULTIPROC_DIR (read from the environment by prometheus_client itself) and a scrape
+# sums them all: web, workers, beat, dispatcher.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # scraped over plain http from inside, as the probes
 
 # --- logging ------------------------------------------------------------------------------------
 LOGGING = {
