@@ -5,6 +5,7 @@ whatever Redis `make run` found or started. Production (DATABASE_URL=postgres://
 redis://...): what CI tests and what the README documents for scaling out.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -489,6 +490,8 @@ WEBHOOK_STALE_AFTER_SECONDS = env.float("WEBHOOK_STALE_AFTER_SECONDS", default=3
 # PROMETHEUS_MULTIPROC_DIR (read from the environment by prometheus_client itself) and a scrape
 # sums them all: web, workers, beat, dispatcher.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set but empty would still turn the mode on
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # scraped over plain http from inside, as the probes
 
 # --- logging ------------------------------------------------------------------------------------
