@@ -5,4 +5,4 @@ class FulfillmentConfig(AppConfig):
     name = "fulfillment"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (registers this app's event handlers)
+        from . import receivers, watchdog  # noqa: F401  (registers its event handlers, its sweep)

@@ -1,7 +1,8 @@
 """Celery tasks of the fulfillment step (thin: load by id → call a service → maybe chain on).
 
 Both demo drivers chain themselves: each run does one step and re-enqueues itself with a countdown,
-so the journey is visible on the dashboard instead of happening in one instant."""
+so the journey is visible on the dashboard instead of happening in one instant. A chain a lost
+message broke is restarted by fulfillment's reconciler sweep (watchdog.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from orderflow.core.errors import DomainError
 from orderflow.core.tenancy import Store, use_store
 
-from . import delivery, services, watchdog
+from . import delivery, services
 from .models import Fulfillment, Shipment
 
 log = logging.getLogger("orderflow.fulfillment")
@@ -63,15 +64,3 @@ def simulate_carrier(shipment_id: int, store_id: int, step: int = 0) -> str | No
                 (shipment_id, store_id), {"step": step + 1}, countdown=settings.CARRIER_STEP_SECONDS
             )
         return status
-
-
-@shared_task(name="fulfillment.resume_stalled", acks_late=True, ignore_result=True)
-def resume_stalled() -> dict[str, int]:
-    """Beat: restart autopilot / carrier chains that a lost message broke (see watchdog.py)."""
-    fulfillments = watchdog.stalled_fulfillments()
-    for fulfillment_id, store_id in fulfillments:
-        autopilot_step.apply_async((fulfillment_id, store_id))
-    shipments = watchdog.stalled_shipments()
-    for shipment_id, store_id, step in shipments:
-        simulate_carrier.apply_async((shipment_id, store_id), {"step": step})
-    return {"autopilot": len(fulfillments), "carrier": len(shipments)}

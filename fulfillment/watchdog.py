@@ -1,10 +1,11 @@
-"""Find demo drivers whose chain broke.
+"""Fulfillment's reconciler sweep (run by `core.reconcile`): demo drivers whose chain broke.
 
 The autopilot and the carrier simulator each re-enqueue their next step after commit. If the
 broker is down at that moment (or a worker dies between popping the message and recording it as
-unacked), the chain stops and the order sits in `fulfilling` or `shipped` for ever. Beat's
-`fulfillment.resume_stalled` asks these selectors what should have moved long ago and re-enqueues
-the next step; both steps look at the current state, so a duplicate is harmless."""
+unacked), the chain stops and the order sits in `fulfilling` or `shipped` for ever. The sweep asks
+these selectors what should have moved long ago and re-enqueues the next step; both steps look at
+the current state, so a duplicate is harmless. It reads only fulfillment's own rows, and runs
+even while the order-flow queues are deep (its steps queue on `fulfillment`, not behind them)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from orderflow.core.reconcile import Sweep, reconciler
+
 from .models import CarrierEvent, Fulfillment, Shipment
 from .services import autopilot_enabled
+from .tasks import autopilot_step, simulate_carrier
 
 
 def _cutoff(step_seconds: float, now: datetime | None) -> datetime:
@@ -46,3 +50,16 @@ def stalled_shipments(*, batch: int = 200, now: datetime | None = None) -> list[
         (s.pk, s.store_id, CarrierEvent.all_stores.filter(shipment=s, source="simulator").count())
         for s in rows
     ]
+
+
+@reconciler("fulfillment", order=40)
+def resume_stalled(sweep: Sweep) -> None:
+    """Restart the autopilot / carrier chains a lost message broke."""
+    fulfillments = stalled_fulfillments(batch=sweep.batch, now=sweep.now)
+    for fulfillment_id, store_id in fulfillments:
+        autopilot_step.apply_async((fulfillment_id, store_id))
+    shipments = stalled_shipments(batch=sweep.batch, now=sweep.now)
+    for shipment_id, store_id, step in shipments:
+        simulate_carrier.apply_async((shipment_id, store_id), {"step": step})
+    sweep.count("autopilot_resumed", len(fulfillments))
+    sweep.count("carrier_resumed", len(shipments))

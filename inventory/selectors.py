@@ -232,3 +232,49 @@ def ledger_mismatches(store: Store | None = None) -> list[dict[str, Any]]:
             "store__slug", "product__sku", "on_hand", "reserved", "ledger_on_hand", "ledger_reserved"
         ).order_by("store__slug", "product__sku")
     ]
+
+
+# ------------------------------------------------------------------- reservation sweep (orders')
+
+
+def overheld_products(store: Store, *, holding: QuerySet) -> list[int]:
+    """Products whose level holds more reserved units than the orders in `holding` (the ids of the
+    orders that may legitimately hold reservations, as the owner of orders answers it) hold in the
+    ledger: where a reservation leaked. Cheap enough for every sweep: the ledger is read only through
+    those orders (movement (store, order_id) index), never its history.
+
+    One statement, so one snapshot: an order moving meanwhile cannot fake a mismatch. That is why it
+    is SQL (a grouped derived table the ORM cannot join); `holding` is embedded as a subquery, so
+    this module neither names nor imports the orders' table."""
+    level, movement = StockLevel._meta.db_table, StockMovement._meta.db_table
+    holding_sql, holding_params = holding.query.sql_with_params()
+    sql = f"""
+        SELECT l.product_id
+          FROM {level} l
+          LEFT JOIN (
+                SELECT m.product_id, SUM(m.reserved_delta) AS held
+                  FROM {movement} m
+                 WHERE m.store_id = %s AND m.order_id IN ({holding_sql})
+                 GROUP BY m.product_id
+          ) h ON h.product_id = l.product_id
+         WHERE l.store_id = %s AND l.reserved > COALESCE(h.held, 0)
+    """  # noqa: S608 - table names from model metadata, values bound
+    with connection.cursor() as cur:
+        cur.execute(sql, [_require(store).pk, *holding_params, store.pk])
+        return [row[0] for row in cur.fetchall()]
+
+
+def reservation_holders(
+    store: Store, *, products: Iterable[int], excluding: QuerySet, batch: int
+) -> list[Any]:
+    """Ids of the orders (outside `excluding`) that still hold reserved units of `products`."""
+    return list(
+        StockMovement.all_stores.filter(store=_require(store), product_id__in=list(products))
+        .filter(order_id__isnull=False)
+        .exclude(order_id__in=excluding)
+        .values("order_id")
+        .annotate(held=Sum("reserved_delta"))
+        .filter(held__gt=0)
+        .order_by("order_id")
+        .values_list("order_id", flat=True)[:batch]
+    )

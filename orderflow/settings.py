@@ -333,7 +333,7 @@ CARRIER_STEP_SECONDS = env.float("CARRIER_STEP_SECONDS", default=10.0)
 CARRIER_EXCEPTION_RATE = env.float("CARRIER_EXCEPTION_RATE", default=0.05)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 ORDER_EXPIRY_MINUTES = env.int("ORDER_EXPIRY_MINUTES", default=60)
-# The stuck-order reconciler (payments.reconciler): an order that has not moved for this long is
+# The reconciler (core.reconcile: every app's sweep): an order that has not moved for this long is
 # stuck (pending with no fraud check, payment_processing with no payment, a leaked reservation);
 # each sweep handles at most RECONCILE_BATCH orders per kind and store.
 RECONCILE_STUCK_AFTER_SECONDS = env.float("RECONCILE_STUCK_AFTER_SECONDS", default=300.0)

@@ -129,6 +129,24 @@ def get_order(store: Store, order_id: Any) -> Order:
     return order
 
 
+def orders_at_rest(
+    store: Store,
+    statuses: Any,
+    *,
+    created_before: datetime | None = None,
+    updated_before: datetime | None = None,
+) -> QuerySet[Order]:
+    """This store's orders in `statuses` that have not moved since the given time, oldest first:
+    what a reconciler sweep starts from (it may narrow the queryset with its own `Exists` against
+    `OuterRef("pk")`, and slices it to its batch)."""
+    qs = Order.all_stores.filter(store=_require(store), status__in=list(statuses))
+    if created_before is not None:
+        qs = qs.filter(created_at__lt=created_before)
+    if updated_before is not None:
+        qs = qs.filter(updated_at__lt=updated_before)
+    return qs.order_by("created_at")
+
+
 def order_events(store: Store, order: Order) -> QuerySet[Event]:
     """The order's full domain-event log, oldest first (the workflow trace). The id is the sort
     key: events are only ever appended, and the id grows with them."""

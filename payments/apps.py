@@ -5,4 +5,4 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (registers this app's event handlers)
+        from . import receivers, reconciler  # noqa: F401  (registers its event handlers, its sweep)

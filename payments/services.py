@@ -203,7 +203,7 @@ def _attempt_charge(
     payment.store = payment.order.store = store
     order = payment.order
     if order.status != OS.PAYMENT_PROCESSING:
-        _abandon(payment, reason=f"order is {order.status}")
+        abandon_payment(payment, reason=f"order is {order.status}")
         return Step("done", outcome="abandoned")
     if wake is not None and _wait_token(payment) != wake:
         return Step("done", outcome="wait_over")  # released meanwhile: its release task charges it
@@ -240,7 +240,7 @@ def _call_gateway(payment: Payment, card: dict[str, Any]) -> Step:
     attempt = _begin_attempt(payment)
     if attempt is None:
         if payment.status not in Payment.FINAL_STATUSES:  # the order left payment_processing meanwhile
-            _abandon(payment, reason="order left payment_processing before the charge")
+            abandon_payment(payment, reason="order left payment_processing before the charge")
             return Step("done", outcome="abandoned")
         return Step("done", outcome=payment.status)
     try:
@@ -606,7 +606,7 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
     payment.status = PS.FAILED
 
 
-def _abandon(payment: Payment, *, reason: str) -> None:
+def abandon_payment(payment: Payment, *, reason: str) -> None:
     """The order left payment_processing before we charged: close the payment without a call."""
     with transaction.atomic():
         fresh, order = _locked(payment)

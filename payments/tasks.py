@@ -16,7 +16,7 @@ from celery import shared_task
 
 from orderflow.core.tenancy import Store, use_store
 
-from . import reconciler, refunds, services
+from . import refunds, services
 from .models import Payment
 
 PS = Payment.Status
@@ -132,21 +132,3 @@ def probe_gateway() -> str:
     if state == "closed" and services.waiting_queue_exists():
         release_waiting.delay()
     return state
-
-
-@shared_task(name="payments.reconcile_payments", acks_late=True, ignore_result=True)
-def reconcile_payments() -> dict[str, int]:
-    """Beat, every minute: re-drive payments and refunds whose task message was lost."""
-    found = services.reconcile_payments()
-    for payment_id, store_id in found["charge"]:
-        charge_payment.delay(str(payment_id), store_id)
-    for payment_id, store_id in found["refund"]:
-        refund_payment.delay(str(payment_id), store_id)
-    return {name: len(rows) for name, rows in found.items()}
-
-
-@shared_task(name="payments.reconcile_stuck_orders", acks_late=True, ignore_result=True)
-def reconcile_stuck_orders() -> dict[str, int]:
-    """Beat, every minute: repair or expire orders that stopped moving (see payments.reconciler);
-    includes the payment/refund re-drive of `reconcile_payments`."""
-    return reconciler.reconcile_stuck_orders()

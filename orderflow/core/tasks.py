@@ -1,9 +1,10 @@
-"""Core Celery tasks: relay the outbox; drain the previous release's handler messages."""
+"""Core Celery tasks: relay the outbox; run every app's reconciler sweep; drain the previous
+release's handler messages."""
 
 from celery import shared_task
 from django.conf import settings
 
-from . import events
+from . import events, reconcile
 
 
 @shared_task(
@@ -27,3 +28,9 @@ def relay_outbox() -> int:
     return events.relay_unpublished(
         older_than_seconds=settings.OUTBOX_RELAY_AFTER_SECONDS, batch=settings.OUTBOX_RELAY_BATCH
     )
+
+
+@shared_task(name="core.reconcile", acks_late=True, ignore_result=True)
+def reconcile_all() -> dict[str, int]:
+    """Beat, every minute: every app's sweep of its own stuck states (orderflow/core/reconcile.py)."""
+    return reconcile.run_all()

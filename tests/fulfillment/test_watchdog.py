@@ -1,4 +1,5 @@
-"""Beat restarts autopilot and carrier chains that a lost message broke; fresh ones are left alone."""
+"""Fulfillment's reconciler sweep restarts autopilot and carrier chains that a lost message broke;
+fresh ones are left alone."""
 
 from datetime import timedelta
 
@@ -7,7 +8,11 @@ from django.utils import timezone
 
 from fulfillment import watchdog
 from fulfillment.models import Fulfillment, Shipment
+from fulfillment.tasks import autopilot_step
+from orderflow.core.reconcile import registered, run_all
+from orderflow.core.tasks import reconcile_all
 from tests.fulfillment.helpers import shipped, started
+from tests.reconciling import empty_queues, queued
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +59,22 @@ def test_a_stalled_simulated_shipment_resumes_at_its_next_step(store, demo):
     assert watchdog.stalled_shipments() == []
 
 
-def test_resume_task_reenqueues_the_next_step(store, demo):
-    from fulfillment.tasks import autopilot_step, resume_stalled
-
+def test_the_sweep_reenqueues_the_next_step(store, demo):
     f = started(store)
     _age(Fulfillment, f.pk, 120)
-    assert resume_stalled() == {"autopilot": 1, "carrier": 0}
+    shipment = shipped(store)
+    _age(Shipment, shipment.pk, 120)
+    empty_queues()
+    assert run_all(apps=["fulfillment"]) == {"autopilot_resumed": 1, "carrier_resumed": 1}
+    assert queued("fulfillment.autopilot_step") == [[f.pk, store.pk]]
+    assert queued("fulfillment.simulate_carrier") == [[shipment.pk, store.pk]]
     assert autopilot_step(f.pk, store.pk) == "pick"
+
+
+def test_the_sweep_is_registered_and_runs_from_the_one_reconcile_task(store, demo):
+    f = started(store)
+    _age(Fulfillment, f.pk, 120)
+    empty_queues()
+    assert "fulfillment" in [r.app for r in registered()]
+    assert reconcile_all.apply().get()["autopilot_resumed"] == 1
+    assert queued("fulfillment.autopilot_step") == [[f.pk, store.pk]]

@@ -1,5 +1,6 @@
 """The reconciler on a real worker and the real gateway: an order whose `order.created` message was
-lost (taken off the broker before any worker saw it) ends paid once the beat task runs."""
+lost (taken off the broker before any worker saw it) ends paid once the beat task (`core.reconcile`,
+which runs payments' sweep with every other app's) runs."""
 
 from datetime import timedelta
 
@@ -42,7 +43,7 @@ def test_an_order_whose_created_message_was_lost_is_paid_after_the_reconciler_ru
     Order.all_stores.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=60))
 
     start_worker()
-    current_app.send_task("payments.reconcile_stuck_orders")  # what beat sends every minute
+    current_app.send_task("core.reconcile")  # what beat sends every minute: every app's sweep
 
     wait_until(lambda: Order.all_stores.get(pk=order.pk).status in ("paid", "fulfilling"), 30,
                message="the stuck order paid")  # fmt: skip

@@ -111,9 +111,8 @@ def test_db_init_restores_every_beat_job_of_the_flow():
         "core.relay_outbox",
         "inventory.check_inventory",
         "orders.purge_idempotency_keys",
-        "payments.reconcile_stuck_orders",
+        "core.reconcile",
         "alerts.resend_stale_deliveries",
-        "fulfillment.resume_stalled",
         "payments.probe_gateway",
     ]
     PeriodicTask.objects.filter(task__in=tasks).delete()

@@ -1,106 +1,51 @@
-"""The stuck-order reconciler: orders frozen in each stuck state (rows written directly, no worker)
-are repaired or expired by one sweep, each with its `order.reconciled` / `order.expired` event and
-its alert; a second sweep changes nothing; a payment that may still charge is never expired under.
-
-A sweep runs with its after-commit work executed, so what it enqueues is really sent to the test
-broker; `queued()` reads it back off the queue."""
+"""Payments' reconciler sweep: lost fraud checks and payment handlers re-driven, stalled payments
+and refunds re-driven, the backlog rule, and payments' judgement of an unpaid order's expiry (its
+guard on orders' expiry sweep). Orders frozen in each stuck state (rows written directly, no worker)
+are repaired by one run of `core.reconcile`, each with its `order.reconciled` / `order.expired`
+event and its alert; a second run changes nothing; a payment that may still charge is never expired
+under."""
 
 from __future__ import annotations
 
-import base64
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings as conf
-from django.db import connection, transaction
 from django.utils import timezone
 
-from alerts.models import Alert
-from inventory.models import StockMovement
-from orderflow.core.events import Event, handlers_for, run_handler_once
+from orderflow.core.events import Event
 from orders import services as order_services
 from orders.models import Order
-from payments import reconciler, services, tasks
+from payments import services, tasks
 from payments.models import Payment, PaymentAttempt
-from tests.factories import make_product, make_store
+from tests.factories import make_product
 from tests.payments.helpers import create_order, stock
+from tests.reconciling import (
+    alert,
+    deliver_alerts,
+    empty_queues,
+    frozen,
+    queued,
+    reconciled,
+    stale_payment,
+    sweep,
+)
 
 pytestmark = pytest.mark.django_db
-
-QUEUES = ("payments", "default", "orders", "fulfillment")
 
 
 @pytest.fixture(autouse=True)
 def _empty_queues():
-    r = redis.Redis.from_url(conf.CELERY_BROKER_URL)
-    r.delete(*QUEUES)
+    empty_queues()
     yield
-    r.delete(*QUEUES)
+    empty_queues()
 
 
 @pytest.fixture
 def product(store):
     return make_product(store, "TEE", price="20.00", stock=10)
-
-
-def queued(task: str) -> list[list]:
-    """Args of the `task` messages waiting in the broker (taken off the queue)."""
-    r = redis.Redis.from_url(conf.CELERY_BROKER_URL)
-    found = []
-    for queue in QUEUES:
-        for raw in r.lrange(queue, 0, -1):
-            message = json.loads(raw)
-            if message["headers"].get("task") == task:
-                found.append(json.loads(base64.b64decode(message["body"]))[0])
-                r.lrem(queue, 1, raw)
-    return found
-
-
-def sweep(django_capture_on_commit_callbacks) -> dict[str, int]:
-    with django_capture_on_commit_callbacks(execute=True):
-        return reconciler.reconcile_stuck_orders()
-
-
-def frozen(order: Order, *, status: str | None = None, seconds: float = 60, **fields) -> Order:
-    """Put the order in `status` as if it had stopped moving `seconds` ago."""
-    then = timezone.now() - timedelta(seconds=seconds)
-    values = {"created_at": then, "updated_at": then, **fields}
-    if status:
-        values["status"] = status
-    Order.all_stores.filter(pk=order.pk).update(**values)
-    order.refresh_from_db()
-    return order
-
-
-def reconciled(store, order) -> list[dict]:
-    return [
-        e.data
-        for e in Event.all_stores.filter(store=store, order_id=order.pk, topic="order.reconciled").order_by(
-            "id"
-        )
-    ]
-
-
-def deliver_alerts(store, order) -> None:
-    """Run the alert listener on the order's events, as the worker would."""
-    for event in Event.all_stores.filter(store=store, order_id=order.pk).order_by("id"):
-        for handler in handlers_for(event.topic):
-            if handler.name in ("alerts.receivers.order_reconciled", "alerts.receivers.order_expired"):
-                run_handler_once(event.pk, handler.name)
-
-
-def alert(store, order, kind: str) -> Alert:
-    return Alert.all_stores.get(store=store, kind=kind, subject=f"order:{order.pk}")
-
-
-def stale_payment(payment: Payment, seconds: float | None = None) -> Payment:
-    then = timezone.now() - timedelta(seconds=seconds or services.stuck_after_seconds() + 30)
-    Payment.all_stores.filter(pk=payment.pk).update(updated_at=then)
-    payment.refresh_from_db()
-    return payment
 
 
 # ------------------------------------------------------------------------- lost fraud check
@@ -225,64 +170,6 @@ def test_a_stalled_payment_is_redriven_through_reconcile_payments_with_its_event
     assert sweep(django_capture_on_commit_callbacks) == {}  # touched: left to the re-driven task
 
 
-# ---------------------------------------------------------------------------- reservations
-
-
-@pytest.mark.parametrize("status", ["paid", "fulfilling"])
-def test_paid_order_still_holding_reserved_stock_gets_it_committed(
-    store, product, status, django_capture_on_commit_callbacks
-):
-    order = frozen(create_order(store, (product, 2)), status=status, seconds=60)
-    assert stock(product) == (10, 2)
-
-    assert sweep(django_capture_on_commit_callbacks) == {"stock_committed": 1}
-
-    assert stock(product) == (8, 0)
-    commit = StockMovement.all_stores.get(store=store, order_id=order.pk, kind="commit")
-    assert (commit.quantity, commit.actor) == (2, "reconciler")
-    [data] = reconciled(store, order)
-    assert (data["problem"], data["action"], data["units"], data["status"]) == (
-        "stock_not_committed",
-        "committed",
-        2,
-        status,
-    )
-    deliver_alerts(store, order)
-    assert (
-        alert(store, order, "order_reconciled").message == "Order reconciled: stock not committed (committed)"
-    )
-
-    assert sweep(django_capture_on_commit_callbacks) == {}
-    assert stock(product) == (8, 0) and len(reconciled(store, order)) == 1
-
-
-@pytest.mark.parametrize("status", ["payment_failed", "rejected", "cancelled", "expired"])
-def test_reservation_of_an_order_that_will_never_be_paid_is_released(
-    store, product, status, django_capture_on_commit_callbacks
-):
-    order = frozen(create_order(store, (product, 3)), status=status, seconds=60)
-    live = create_order(store, (product, 2))  # a live order's reservation is its own
-
-    assert sweep(django_capture_on_commit_callbacks) == {"reservation_released": 1}
-
-    assert stock(product) == (10, 2)
-    assert StockMovement.all_stores.get(store=store, order_id=order.pk, kind="release").quantity == 3
-    [data] = reconciled(store, order)
-    assert (data["problem"], data["action"], data["units"]) == ("reservation_leaked", "released", 3)
-    assert reconciled(store, live) == []
-    deliver_alerts(store, order)
-    assert alert(store, order, "order_reconciled").data["problem"] == "reservation_leaked"
-
-    assert sweep(django_capture_on_commit_callbacks) == {}
-    assert stock(product) == (10, 2)
-
-
-def test_a_freshly_closed_order_is_left_to_settle(store, product, django_capture_on_commit_callbacks):
-    frozen(create_order(store, (product, 3)), status="cancelled", seconds=1)
-    assert sweep(django_capture_on_commit_callbacks) == {}
-    assert stock(product) == (10, 3)
-
-
 # ---------------------------------------------------------------------------------- expiry
 
 
@@ -320,22 +207,6 @@ def test_unpaid_orders_expire_after_the_store_window(store, product, django_capt
     again = sweep(django_capture_on_commit_callbacks)
     assert "expired" not in again
     assert Event.all_stores.filter(store=store, topic="order.expired").count() == 3
-
-
-def test_the_window_is_per_store_and_zero_means_never(
-    store, product, settings, django_capture_on_commit_callbacks
-):
-    settings.ORDER_EXPIRY_MINUTES = 60  # the platform default
-    never = make_store("never-expires", settings={"order_expiry_minutes": 0})
-    never_product = make_product(never, "MUG", stock=5)
-    default = frozen(create_order(store, (product, 1)), seconds=45 * 60)  # under the 60-minute default
-    kept = frozen(create_order(never, (never_product, 1)), seconds=10 * 24 * 3600)
-    old = frozen(create_order(store, (product, 1)), seconds=61 * 60)
-
-    sweep(django_capture_on_commit_callbacks)
-
-    statuses = dict(Order.all_stores.values_list("pk", "status"))
-    assert (statuses[default.pk], statuses[kept.pk], statuses[old.pk]) == ("pending", "pending", "expired")
 
 
 def test_an_order_is_not_expired_while_its_payment_may_still_charge(
@@ -413,45 +284,6 @@ def test_the_charge_task_does_not_charge_an_order_that_expired_after_it_looked(s
     assert services._begin_attempt(payment) is None
     assert not PaymentAttempt.all_stores.filter(payment=payment).exists()
     assert gw.ledger(order_id=str(order.pk)) == []
-
-
-# ------------------------------------------------------------------------------ concurrency
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_order_another_transaction_holds_is_skipped_not_waited_on(store, product):
-    order = frozen(create_order(store, (product, 2)), status="cancelled", seconds=60)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        with transaction.atomic():
-            Order.all_stores.select_for_update().get(pk=order.pk)
-            locked.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(10)
-        assert reconciler.reconcile_stuck_orders() == {}
-        assert stock(product) == (10, 2)
-    finally:
-        release.set()
-        holder.join(10)
-    assert reconciler.reconcile_stuck_orders() == {"reservation_released": 1}
-    assert stock(product) == (10, 0)
-
-
-# -------------------------------------------------------------------------------- schedule
-
-
-def test_beat_runs_the_reconciler_every_minute_and_the_old_payment_sweep_entry_is_retired():
-    from django_celery_beat.models import PeriodicTask
-
-    task = PeriodicTask.objects.get(task="payments.reconcile_stuck_orders")
-    assert task.enabled and (task.interval.every, task.interval.period) == (60, "seconds")
-    assert not PeriodicTask.objects.filter(task="payments.reconcile_payments").exists()
 
 
 def test_the_screening_and_the_charge_share_one_task_on_the_payments_queue():

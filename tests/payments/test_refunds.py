@@ -12,13 +12,14 @@ from django.utils import timezone
 
 from inventory.models import StockMovement
 from inventory.selectors import ledger_mismatches
+from orderflow.core.reconcile import run_all
 from orders import services as order_services
 from orders.models import Order
-from payments import gateway, reconciler, refunds, tasks
+from payments import gateway, refunds, tasks
 from payments.models import Payment, Refund
 from tests.factories import make_product
 from tests.payments.helpers import create_order, event, paid_order, stock, topics
-from tests.payments.test_reconciler import queued
+from tests.reconciling import queued
 
 pytestmark = pytest.mark.django_db
 
@@ -253,7 +254,7 @@ def test_the_reconciler_redrives_a_pending_refund_whose_retry_was_lost(store, or
         idempotency_key="refund-test-lost", attempts=1,
     )  # fmt: skip
     Refund.all_stores.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-    assert reconciler.reconcile_stuck_orders()["refund_retry_requeued"] == 1
+    assert run_all()["refund_retry_requeued"] == 1
     assert queued("payments.retry_refund") == [[str(row.pk), store.pk]]
-    assert reconciler.reconcile_stuck_orders().get("refund_retry_requeued") is None  # touched: not twice
+    assert run_all().get("refund_retry_requeued") is None  # touched: not twice
     assert tasks.retry_refund(str(row.pk), store.pk, attempt=2) == "partially_refunded"

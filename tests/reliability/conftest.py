@@ -484,9 +484,8 @@ def wait_settled(
     Fails early when nothing moved for `stall` seconds (longer than the broker's visibility
     timeout plus kombu's 10 s restore cycle: a lost message will not come back by waiting), naming
     the orders that stopped."""
-    from fulfillment.tasks import resume_stalled
+    from orderflow.core.reconcile import run_all
     from orders.models import Order
-    from payments.reconciler import reconcile_stuck_orders
 
     resting = FINAL | ({"shipped", "delivered"} if autopilot else PAID_OR_LATER)
     deadline = time.monotonic() + timeout
@@ -496,10 +495,10 @@ def wait_settled(
         if relay:
             relay_all()
         if time.monotonic() - last_sweep > 5:
-            # What beat's stuck-order reconciler does: a message lost to a SIGKILL between the
-            # broker's pop and its unacked bookkeeping (celery#7950) is re-driven from here.
-            reconcile_stuck_orders()
-            resume_stalled.apply()  # the fulfillment watchdog restarts broken autopilot chains
+            # What beat's reconciler (core.reconcile) does: a message lost to a SIGKILL between the
+            # broker's pop and its unacked bookkeeping (celery#7950) is re-driven from here, and
+            # fulfillment's sweep restarts broken autopilot chains.
+            run_all()
             last_sweep = time.monotonic()
         moving = list(
             Order.all_stores.filter(store=store)

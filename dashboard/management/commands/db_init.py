@@ -21,9 +21,8 @@ REQUIRED_SCHEDULES = [
     ("outbox relay", "core.relay_outbox", 2),
     ("inventory: low-stock watchdog", "inventory.check_inventory", 60),
     ("orders: purge idempotency keys", "orders.purge_idempotency_keys", 3600),
-    ("payments: reconcile stuck orders", "payments.reconcile_stuck_orders", 60),
+    ("reconciler: every app's sweep", "core.reconcile", 60),
     ("webhooks: resend stale deliveries", "alerts.resend_stale_deliveries", 60),
-    ("fulfillment: resume stalled autopilot and carrier", "fulfillment.resume_stalled", 30),
     ("payments: probe the gateway while the breaker is open", "payments.probe_gateway", 5),
 ]
 
