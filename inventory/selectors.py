@@ -232,3 +232,14 @@ def ledger_mismatches(store: Store | None = None) -> list[dict[str, Any]]:
             "store__slug", "product__sku", "on_hand", "reserved", "ledger_on_hand", "ledger_reserved"
         ).order_by("store__slug", "product__sku")
     ]
+
+
+def lowest_available(store: Store) -> QuerySet[StockLevel]:
+    """SKUs at or under their threshold, the least available first: each level with its product and
+    `available_qty` (on hand - reserved) annotated. What the dashboard's stats list."""
+    return (
+        filter_stock_levels(StockLevel.all_stores.for_store(_require(store)), low=True)
+        .select_related("product")
+        .annotate(available_qty=F("on_hand") - F("reserved"))
+        .order_by("available_qty", "product__sku")
+    )
