@@ -32,6 +32,7 @@ from django.views.decorators.http import require_POST
 
 from alerts import selectors as alert_selectors
 from alerts import services as alert_services
+from fraud import services as fraud_services
 from fulfillment import selectors as fulfillment_selectors
 from fulfillment import services as fulfillment_services
 from inventory import selectors as inventory_selectors
@@ -432,9 +433,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
     "reject": OrderAction(
         Perm.MANAGE_ORDERS,
         lambda o, f: order_selectors.in_fraud_review(o),
-        lambda c: payment_services.reject_order(
-            store=c.store, order_id=c.order.pk, actor=c.actor, reason=c.reason
-        ),
+        lambda c: fraud_services.reject(store=c.store, order_id=c.order.pk, actor=c.actor, reason=c.reason),
         "Rejected.",
     ),
     "retry_payment": OrderAction(
@@ -448,7 +447,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
     "cancel": OrderAction(
         Perm.MANAGE_ORDERS,
         lambda o, f: order_selectors.can_cancel(o),
-        lambda c: order_services.cancel_order(
+        lambda c: order_services.cancel(
             store=c.store, order=c.order, actor=c.actor, reason=c.reason or "cancelled by operator"
         ),
         "Cancelled.",

@@ -24,7 +24,7 @@ from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
-from orders.models import Order
+from orders.locks import lock_order, lock_order_or_404
 
 from .models import CarrierEvent, Fulfillment, Shipment
 
@@ -88,7 +88,7 @@ def advance_shipment(
     carrier's time of the change (now when an operator does it)."""
     store = shipment.store
     occurred_at = occurred_at or timezone.now()
-    order = Order.all_stores.select_for_update().get(store=store, pk=shipment.order_id)
+    order = lock_order_or_404(store, shipment.order_id)
     fresh = Shipment.all_stores.select_for_update().get(pk=shipment.pk)
     last = fresh.last_event_at if fresh.last_event_at and fresh.last_event_at > occurred_at else occurred_at
     updates: dict[str, Any] = {"last_event_at": last}
@@ -102,14 +102,9 @@ def advance_shipment(
     }
     transition(fresh, to, reason=f"carrier: {to}", actor=actor, updates=updates, data=data)
     if to == SS.DELIVERED:
-        order_services.change_status(
-            order=order,
-            to=Order.Status.DELIVERED,
-            reason="delivered",
-            actor=actor,
-            data={"carrier": fresh.carrier, "tracking_number": fresh.tracking_number},
+        order_services.mark_delivered(
+            order=order, actor=actor, carrier=fresh.carrier, tracking_number=fresh.tracking_number
         )
-        order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.DELIVERED)
     for name in ("status", "last_event_at", "delivered_at", "updated_at"):
         setattr(shipment, name, getattr(fresh, name))
     return shipment
@@ -157,11 +152,15 @@ def apply_carrier_update(
     an update older than the shipment's last one, or a status that is not a step forward from
     the current one is recorded and ignored (the carrier gets 200 either way, so it stops
     resending)."""
-    found = Shipment.all_stores.filter(carrier=carrier, tracking_number=tracking_number).first()
+    found = (
+        Shipment.all_stores.select_related("store")
+        .filter(carrier=carrier, tracking_number=tracking_number)
+        .first()
+    )
     if found is None:
         raise NotFound("No shipment with that tracking number.", code="unknown_tracking_number")
     # Lock order, then shipment: the same order every other writer of both takes (no deadlock).
-    Order.all_stores.select_for_update().filter(pk=found.order_id).first()
+    lock_order(found.store, found.order_id)
     shipment = Shipment.all_stores.select_related("store").select_for_update(of=("self",)).get(pk=found.pk)
     try:
         with transaction.atomic():

@@ -1,4 +1,5 @@
-"""Event handlers of the fulfillment step (thin: event → service call or task)."""
+"""Event handlers of the fulfillment step (thin: event → service call or task). Opening the pick
+list runs inline, in the transaction that marks the order paid; the others are tasks."""
 
 from __future__ import annotations
 
@@ -15,14 +16,12 @@ from .models import Fulfillment
 log = logging.getLogger("orderflow.fulfillment")
 
 
-@on_event("payment.processed", queue="fulfillment")
-def start_fulfillment(event: Event) -> None:
-    """A paid order gets its pick list; in demo mode the autopilot takes it from there."""
-    try:
-        fulfillment = services.start_fulfillment(store=event.store, order_id=event.order_id)
-    except DomainError as exc:  # e.g. cancelled before we got to it: a refusal, not a fault to retry
-        log.warning("fulfillment not started for order %s: %s", event.order_id, exc.message)
-        return
+@on_event("order.paid", inline=True)
+def open_fulfillment(event: Event) -> None:
+    """A paid order gets its pick list in the transaction that records the payment (so no paid
+    order waits on a lost message for its fulfillment); in demo mode the autopilot takes it from
+    there, after that transaction commits."""
+    fulfillment = services.start_fulfillment(store=event.store, order_id=event.order_id)
     if fulfillment.status == Fulfillment.Status.PENDING and services.autopilot_enabled(event.store):
         tasks.autopilot_step.apply_async_on_commit(
             (fulfillment.pk, event.store.pk), countdown=settings.FULFILLMENT_AUTOPILOT_STEP_SECONDS

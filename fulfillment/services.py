@@ -20,6 +20,7 @@ from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
+from orders.locks import lock_order_or_404
 from orders.models import Order
 
 from . import delivery
@@ -32,16 +33,9 @@ AUTOPILOT_ACTOR = "autopilot"
 FS = Fulfillment.Status
 
 
-def _lock_order(store: Store, order_id: Any) -> Order:
-    order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
-    if order is None:
-        raise NotFound("No such order.")
-    return order
-
-
 def _lock(store: Store, fulfillment: Fulfillment) -> tuple[Order, Fulfillment]:
     """Lock the order, then the fulfillment, and return fresh copies of both."""
-    order = _lock_order(store, fulfillment.order_id)
+    order = lock_order_or_404(store, fulfillment.order_id)
     fresh = Fulfillment.all_stores.select_for_update().filter(store=store, pk=fulfillment.pk).first()
     if fresh is None:
         raise NotFound("No such fulfillment.")
@@ -78,7 +72,7 @@ def start_fulfillment(*, store: Store, order_id: Any, actor: str = "system") -> 
 
     Idempotent: one fulfillment per order (the OneToOne holds it); a second call returns the first.
     Refused (409) when the order is not `paid` — e.g. it was cancelled before we got to it."""
-    order = _lock_order(store, order_id)
+    order = lock_order_or_404(store, order_id)
     existing = Fulfillment.all_stores.filter(store=store, order=order).first()
     if existing is not None:
         return existing
@@ -102,9 +96,7 @@ def start_fulfillment(*, store: Store, order_id: Any, actor: str = "system") -> 
         data={"lines": [{"sku": x["sku"], "quantity": x["quantity"]} for x in _lines_payload(fulfillment)]},
         actor=actor,
     )
-    order_services.change_status(
-        order=order, to=Order.Status.FULFILLING, reason="fulfillment started", actor=actor
-    )
+    order_services.start_fulfilling(order=order, actor=actor)
     return fulfillment
 
 
@@ -158,7 +150,7 @@ def pick(
     now = timezone.now()
     if fresh.status == FS.PENDING:
         transition(fresh, FS.PICKING, reason="pick started", actor=actor, data={"lines": payload})
-        order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.PICKING)
+        order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.PICKING)
     if complete and fresh.picked_at is None:
         Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by=actor, picked_at=now, updated_at=now)
         fresh.picked_by, fresh.picked_at, fresh.updated_at = actor, now, now
@@ -210,7 +202,7 @@ def pack(
         },
         data={"packages": packages, "weight_grams": weight_grams},
     )
-    order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.PACKED)
+    order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.PACKED)
     return _refresh_into(fulfillment, fresh)
 
 
@@ -229,10 +221,7 @@ def mark_ready(*, store: Store, fulfillment: Fulfillment, actor: str) -> Fulfill
         actor=actor,
         updates={"ready_by": actor, "ready_at": now},
     )
-    order_services.change_status(
-        order=order, to=Order.Status.READY_TO_SHIP, reason="ready to ship", actor=actor
-    )
-    order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.READY_TO_SHIP)
+    order_services.mark_ready_to_ship(order=order, actor=actor)
     return _refresh_into(fulfillment, fresh)
 
 
@@ -262,15 +251,9 @@ def ship(*, store: Store, fulfillment: Fulfillment, carrier: str, actor: str) ->
         data={"carrier": carrier},
     )
     shipment = delivery.create_shipment(store=store, fulfillment=fresh, carrier=carrier, actor=actor)
-    order_services.change_status(
-        order=order,
-        to=Order.Status.SHIPPED,
-        reason=f"shipped with {carrier}",
-        actor=actor,
-        data={"carrier": carrier, "tracking_number": shipment.tracking_number},
-        updates={"shipped_at": now},
+    order_services.mark_shipped(
+        order=order, actor=actor, carrier=carrier, tracking_number=shipment.tracking_number, shipped_at=now
     )
-    order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.SHIPPED)
     _refresh_into(fulfillment, fresh)
     return shipment
 
@@ -285,7 +268,7 @@ def cancel_fulfillment(
     """Stop the warehouse work for a cancelled order (stock is returned by the orders cancel
     service, not here). No fulfillment yet → None; already cancelled → unchanged (no-op);
     shipped → 409 invalid_transition (the parcel has left)."""
-    order = _lock_order(store, order_id)
+    order = lock_order_or_404(store, order_id)
     fulfillment = Fulfillment.all_stores.select_for_update().filter(store=store, order=order).first()
     if fulfillment is None or fulfillment.status == FS.CANCELLED:
         return fulfillment
@@ -296,7 +279,7 @@ def cancel_fulfillment(
         actor=actor,
         updates={"cancelled_by": actor, "cancelled_at": timezone.now()},
     )
-    order_services.set_fulfillment_status(order=order, status=Order.FulfillmentStatus.CANCELLED)
+    order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.CANCELLED)
     return fulfillment
 
 

@@ -253,12 +253,11 @@ CELERY_TASK_QUEUES = [
     Queue("webhooks"),
 ]
 CELERY_TASK_ROUTES = {
-    # The fraud check is the first step after intake and rides the orders queue: a worker takes
-    # from each of its queues in turn, so under a backlog the charges (payments queue) of orders
-    # already screened keep going instead of waiting behind the screening of every newer order
-    # (a 20,000-order burst held every charge until the last check had run). An exact name wins
-    # over the patterns.
-    "payments.check_fraud": {"queue": "orders"},
+    # An event handler's task goes to the queue its `on_event` names (orderflow/core/events.py);
+    # these route the steps' own tasks. The fraud check and the first charge turn share one task
+    # (payments.receivers.screen_and_charge), so under a burst each screened order is charged at
+    # once instead of waiting behind the screening of every newer order. An exact name wins over
+    # the patterns.
     # Deliveries wait on stores' receivers (up to WEBHOOK_TIMEOUT_SECONDS each): on their own queue,
     # a slow or hostile receiver holds a webhooks slot, never one the order flow needs.
     "alerts.deliver_webhook": {"queue": "webhooks"},

@@ -1,6 +1,6 @@
 """Admin: orders with their lines inline and their event trail read-only. Orders change only
 through services (the state machine), so every field here is read-only; the one action, cancel,
-calls `cancel_order` like the API does."""
+calls `cancel` like the API does."""
 
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
@@ -105,9 +105,7 @@ class OrderAdmin(StoreScopedAdmin):
         actor = request.user.get_username()
         for order in queryset.select_related("store"):
             try:
-                services.cancel_order(
-                    store=order.store, order=order, actor=actor, reason="cancelled in admin"
-                )
+                services.cancel(store=order.store, order=order, actor=actor, reason="cancelled in admin")
                 done += 1
             except DomainError as exc:
                 refused.append(f"#{order.number}: {exc.message}")

@@ -379,7 +379,7 @@ class OrderCancelView(generics.GenericAPIView):
         order = selectors.get_order(request.store, order_id)
         body = CancelIn(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
-        order = services.cancel_order(
+        order = services.cancel(
             store=request.store, order=order, actor=actor_name(request), reason=body.validated_data["reason"]
         )
         return Response(OrderOut(selectors.get_order(request.store, order.pk)).data)

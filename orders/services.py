@@ -1,5 +1,5 @@
-"""Writes on orders: intake (`place_order`), `cancel_order`, the idempotency purge, and the status
-services downstream steps (payments, fulfillment) move an order through."""
+"""Writes on orders: the named actions that move an order (the only way any app moves one), intake
+(`place_order`), `cancel`, `expire` and the idempotency purge."""
 
 from __future__ import annotations
 
@@ -14,59 +14,168 @@ from django.db.models import Max
 from django.utils import timezone
 
 from inventory.selectors import CatalogueEntry, catalogue_for_skus
-from inventory.services import release_stock, reserve_stock, return_stock
+from inventory.services import commit_stock, release_stock, reserve_stock, return_stock
 from orderflow.core import rows, vault
 from orderflow.core.errors import InsufficientStock, InvalidTransition, ServiceUnavailable, ValidationFailed
 from orderflow.core.events import emit
-from orderflow.core.statemachine import transition
+from orderflow.core.statemachine import sources_of, transition
 from orderflow.core.tenancy import Store
 
 from . import idempotency
 from .cards import card_summary
+from .locks import lock_order_or_404
 from .models import IdempotencyRecord, Order, OrderItem
 from .representation import attach_items, order_json
 
+# ------------------------------------------------------------------------------- actions
+# The named moves of an order. Other apps call these (never `transition` on an order, never a
+# status column); each takes an order its caller locked (orders/locks.py) inside the caller's
+# transaction, moves it along Order.TRANSITIONS (409 `invalid_transition` otherwise), writes the
+# mirrored columns in the same UPDATE, emits `order.<status>`, and commits or releases the order's
+# stock through inventory's services.
 
-def change_status(
-    *,
-    order: Order,
-    to: str,
-    reason: str = "",
-    actor: str = "system",
-    data: dict[str, Any] | None = None,
-    updates: dict[str, Any] | None = None,
-) -> Order:
-    """Move the order along its TRANSITIONS table (409 `invalid_transition` otherwise) and emit
-    `order.<to>` in the same transaction. `updates` are other columns written with it."""
+OS = Order.Status
+
+
+def _move(order: Order, to: str, *, actor: str, reason: str = "", data=None, updates=None) -> Order:
     return transition(order, to, reason=reason, actor=actor, data=data, updates=updates)
 
 
-def set_payment_status(*, order: Order, status: str, attempts: int | None = None) -> Order:
-    """Mirror the payment's state on the order (the payment's own events tell the story)."""
+def hold_for_review(*, order: Order, actor: str, reason: str, data: dict[str, Any]) -> Order:
+    """The fraud check wants a person to look: `fraud_review`."""
+    return _move(order, OS.FRAUD_REVIEW, actor=actor, reason=reason, data=data)
+
+
+def approve_for_payment(
+    *, order: Order, actor: str, reason: str, data: dict[str, Any] | None = None
+) -> Order:
+    """Screened (or cleared by an operator): `payment_processing`; payments charges it."""
+    return _move(order, OS.PAYMENT_PROCESSING, actor=actor, reason=reason, data=data)
+
+
+def reject(*, order: Order, actor: str, reason: str) -> Order:
+    """Refused by the fraud check or an operator: `rejected`, its reservation released."""
+    _move(order, OS.REJECTED, actor=actor, reason=reason)
+    release_stock(store=order.store, order_id=order.pk, actor=actor, reason="order rejected")
+    _forget_card_on_commit(order)
+    return order
+
+
+def mark_paid(*, order: Order, actor: str, charge_id: str, amount: Decimal, attempts: int) -> Order:
+    """The charge was captured: `paid` (payment mirrored, `paid_at`), the reserved units committed."""
+    _move(
+        order,
+        OS.PAID,
+        actor=actor,
+        reason="payment succeeded",
+        data={"charge_id": charge_id, "amount": str(amount)},
+        updates={"paid_at": timezone.now(), "payment_status": "succeeded", "payment_attempts": attempts},
+    )
+    commit_stock(store=order.store, order_id=order.pk, actor=actor)
+    return order
+
+
+def mark_payment_failed(
+    *, order: Order, actor: str, reason: str, error_code: str, decline_code: str, attempts: int
+) -> Order:
+    """The charge failed for good: `payment_failed`, the reservation released (a retry reserves
+    again). The card stays in the vault for that retry."""
+    _move(
+        order,
+        OS.PAYMENT_FAILED,
+        actor=actor,
+        reason=reason[:200],
+        data={"error_code": error_code, "decline_code": decline_code},
+        updates={"payment_status": "failed", "payment_attempts": attempts},
+    )
+    release_stock(store=order.store, order_id=order.pk, actor=actor, reason="payment failed")
+    return order
+
+
+def reopen_for_payment(
+    *, order: Order, actor: str, reason: str, data: dict[str, Any], updates: dict[str, Any]
+) -> Order:
+    """A payment_failed order is paid again (payments.retry): back to `pending`, screened anew."""
+    return _move(order, OS.PENDING, actor=actor, reason=reason, data=data, updates=updates)
+
+
+def record_payment_progress(*, order: Order, status: str, attempts: int | None = None) -> Order:
+    """Mirror the payment's progress (processing, retrying, waiting, refunds) on the order; the
+    order's status does not move, the payment's own events tell the story."""
     values: dict[str, Any] = {"payment_status": status, "updated_at": timezone.now()}
     if attempts is not None:
         values["payment_attempts"] = attempts
-    rows.update_row(Order, order.pk, values)
+    Order.all_stores.filter(pk=order.pk).update(**values)
     for name, value in values.items():
         setattr(order, name, value)
     return order
 
 
-def set_fulfillment_status(*, order: Order, status: str) -> Order:
-    """Mirror the fulfillment's / shipment's state on the order."""
+def record_risk(*, order: Order, score: int, decision: str, rules: list[dict[str, Any]]) -> Order:
+    """Keep the fraud check's outcome on the order (score 0–100, approve/review/reject, rule hits)."""
+    values = {
+        "risk_score": score,
+        "risk_decision": decision,
+        "risk_rules": rules,
+        "updated_at": timezone.now(),
+    }
+    Order.all_stores.filter(pk=order.pk).update(**values)
+    for name, value in values.items():
+        setattr(order, name, value)
+    return order
+
+
+def start_fulfilling(*, order: Order, actor: str) -> Order:
+    """Its pick list is open: `fulfilling`."""
+    return _move(order, OS.FULFILLING, actor=actor, reason="fulfillment started")
+
+
+def record_fulfillment_progress(*, order: Order, status: str) -> Order:
+    """Mirror the warehouse's progress (picking, packed, cancelled) on the order."""
     now = timezone.now()
-    rows.update_row(Order, order.pk, {"fulfillment_status": status, "updated_at": now})
+    Order.all_stores.filter(pk=order.pk).update(fulfillment_status=status, updated_at=now)
     order.fulfillment_status, order.updated_at = status, now
     return order
 
 
-def record_risk(*, order: Order, score: int, decision: str, rules: list[dict[str, Any]]) -> Order:
-    """Keep the fraud check's outcome on the order (score 0–100, approve/review/reject, rule hits)."""
-    now = timezone.now()
-    values = {"risk_score": score, "risk_decision": decision, "risk_rules": rules, "updated_at": now}
-    rows.update_row(Order, order.pk, values)
-    order.risk_score, order.risk_decision, order.risk_rules, order.updated_at = score, decision, rules, now
-    return order
+def mark_ready_to_ship(*, order: Order, actor: str) -> Order:
+    return _move(
+        order,
+        OS.READY_TO_SHIP,
+        actor=actor,
+        reason="ready to ship",
+        updates={"fulfillment_status": Order.FulfillmentStatus.READY_TO_SHIP},
+    )
+
+
+def mark_shipped(*, order: Order, actor: str, carrier: str, tracking_number: str, shipped_at=None) -> Order:
+    return _move(
+        order,
+        OS.SHIPPED,
+        actor=actor,
+        reason=f"shipped with {carrier}",
+        data={"carrier": carrier, "tracking_number": tracking_number},
+        updates={
+            "shipped_at": shipped_at or timezone.now(),
+            "fulfillment_status": Order.FulfillmentStatus.SHIPPED,
+        },
+    )
+
+
+def mark_delivered(*, order: Order, actor: str, carrier: str, tracking_number: str) -> Order:
+    return _move(
+        order,
+        OS.DELIVERED,
+        actor=actor,
+        reason="delivered",
+        data={"carrier": carrier, "tracking_number": tracking_number},
+        updates={"fulfillment_status": Order.FulfillmentStatus.DELIVERED},
+    )
+
+
+def _forget_card_on_commit(order: Order) -> None:
+    store_pk, order_pk = order.store_id, order.pk
+    transaction.on_commit(lambda: vault.forget(store_pk, order_pk), robust=True)
 
 
 # ------------------------------------------------------------------------------- intake
@@ -339,26 +448,16 @@ def _replayed_order(store: Store, stored: idempotency.StoredResponse) -> Order:
 
 # ------------------------------------------------------------------------------- cancel
 
-CANCELLABLE = frozenset(
-    {
-        Order.Status.PENDING,
-        Order.Status.FRAUD_REVIEW,
-        Order.Status.PAYMENT_PROCESSING,
-        Order.Status.PAYMENT_FAILED,
-        Order.Status.PAID,
-        Order.Status.FULFILLING,
-        Order.Status.READY_TO_SHIP,
-    }
-)
+CANCELLABLE = sources_of(Order.TRANSITIONS, Order.Status.CANCELLED)
 
 
-def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") -> Order:
+def cancel(*, store: Store, order: Order, actor: str, reason: str = "") -> Order:
     """Cancel until shipped: the stock comes back (committed units back on hand, what is still
     reserved released, each with its ledger row), `order.cancelled` is emitted — payments
     refunds a captured charge and fulfillment stops on it. Cancelling twice is a no-op; after
     shipping (or any other final state) 409 `invalid_transition`."""
     with transaction.atomic():
-        locked = Order.all_stores.select_for_update().get(store=store, pk=order.pk)
+        locked = lock_order_or_404(store, order.pk)
         if locked.status == Order.Status.CANCELLED:
             return locked
         if locked.status not in CANCELLABLE:
@@ -372,9 +471,9 @@ def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") ->
         # not matter: whatever was committed goes back on hand, whatever is still held is released.
         returned = return_stock(store=store, order_id=locked.pk, actor=actor, reason=note)
         released = release_stock(store=store, order_id=locked.pk, actor=actor, reason=note)
-        change_status(
-            order=locked,
-            to=Order.Status.CANCELLED,
+        _move(
+            locked,
+            Order.Status.CANCELLED,
             reason=reason,
             actor=actor,
             data={
@@ -388,14 +487,13 @@ def cancel_order(*, store: Store, order: Order, actor: str, reason: str = "") ->
             },
         )
         # A payment_failed order keeps its card for a retry: a cancelled one has no use for it.
-        store_pk, order_pk = store.pk, locked.pk
-        transaction.on_commit(lambda: vault.forget(store_pk, order_pk), robust=True)
+        _forget_card_on_commit(locked)
     return locked
 
 
 # ------------------------------------------------------------------------------- expiry
 
-EXPIRABLE = frozenset({Order.Status.PENDING, Order.Status.FRAUD_REVIEW, Order.Status.PAYMENT_PROCESSING})
+EXPIRABLE = sources_of(Order.TRANSITIONS, Order.Status.EXPIRED)
 
 
 def expiry_minutes(store: Store) -> int:
@@ -410,7 +508,7 @@ def expiry_minutes(store: Store) -> int:
         return int(settings.ORDER_EXPIRY_MINUTES)
 
 
-def expire_order(*, store: Store, order: Order, reason: str, actor: str = "reconciler") -> Order:
+def expire(*, store: Store, order: Order, reason: str, actor: str = "reconciler") -> Order:
     """Close an order that was never paid (Saleor's `expire_orders`): `expired`, whatever it still
     holds reserved released through the ledger, `order.expired` {reason, previous_status, ...}.
 
@@ -420,8 +518,7 @@ def expire_order(*, store: Store, order: Order, reason: str, actor: str = "recon
     payment); this is the mechanics. A captured payment of an expired order is refunded by payments
     on `order.expired`, and its charge task never charges an order that left payment_processing."""
     with transaction.atomic():
-        locked = Order.all_stores.select_for_update().get(store=store, pk=order.pk)
-        locked.store = store
+        locked = lock_order_or_404(store, order.pk)
         if locked.status == Order.Status.EXPIRED:
             return locked
         if locked.status not in EXPIRABLE:
@@ -433,9 +530,9 @@ def expire_order(*, store: Store, order: Order, reason: str, actor: str = "recon
         released = release_stock(
             store=store, order_id=locked.pk, actor=actor, reason=f"order expired: {reason}"
         )
-        change_status(
-            order=locked,
-            to=Order.Status.EXPIRED,
+        _move(
+            locked,
+            Order.Status.EXPIRED,
             reason=reason,
             actor=actor,
             data={
@@ -449,8 +546,7 @@ def expire_order(*, store: Store, order: Order, reason: str, actor: str = "recon
             },
         )
         # The card is of no use any more; dropping it also stops any charge that would still try.
-        store_pk, order_pk = store.pk, locked.pk
-        transaction.on_commit(lambda: vault.forget(store_pk, order_pk), robust=True)
+        _forget_card_on_commit(locked)
     return locked
 
 

@@ -16,6 +16,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from fraud import services as fraud_services
 from orderflow.core.errors import NotFound
 from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
@@ -84,7 +85,7 @@ class OrderRejectView(GenericAPIView):
         body = RejectIn(data=request.data)
         body.is_valid(raise_exception=True)
         order_selectors.get_order(request.store, order_id)
-        services.reject_order(
+        fraud_services.reject(
             store=request.store,
             order_id=order_id,
             actor=actor_name(request),

@@ -1,25 +1,32 @@
-"""Event handlers of the payments step (thin: event → enqueue a task). Each runs in a worker on
-the payments queue (the fraud check's on the orders queue, where the check itself runs: see
-CELERY_TASK_ROUTES), at most once per event; they are atomic=False because they only enqueue
-idempotent tasks (a redelivered handler enqueues a task that finds its work done)."""
+"""Event handlers of the payments step. Each is its own Celery task on the payments queue (see
+orderflow/core/events.py), run at most once per event; they are atomic=False because they call
+the gateway (every step of a charge is idempotent on its own: the Payment row, its gateway key).
 
+The flow from an accepted order to paid is one message: `order.created` is screened and, if the
+fraud check approves it, charged in the same task; the payment's success records the order paid,
+commits its stock and opens its pick list in one transaction (orders.services.mark_paid)."""
+
+from fraud.rules import APPROVE
 from orderflow.core.events import Event, on_event
 
-from . import refunds, selectors, services, tasks
+from . import refunds, selectors, tasks
 
 
-@on_event("order.created", queue="orders", atomic=False)
-def check_fraud_on_order_created(event: Event) -> None:
-    tasks.check_fraud.delay(str(event.order_id), event.store_id)
+@on_event("order.created", "payment.retry_requested", queue="payments", atomic=False)
+def screen_and_charge(event: Event) -> None:
+    """A new order — or one sent back to be paid again (payments.retry) — is screened; approved,
+    it is charged here and now. An order held for review waits for the operator."""
+    tasks.screen_then_charge(event.store, event.order_id)
 
 
-@on_event("order.payment_processing", queue="payments", atomic=False)
-def charge_on_payment_processing(event: Event) -> None:
-    """Approved (by the fraud check or an operator): charge. Driven by the order's event, so the
-    outbox relay guarantees the charge starts even if the approving process died after commit."""
-    payment = services.ensure_payment(store=event.store, order_id=event.order_id)
-    if payment is not None and payment.status in ("pending", "processing"):
-        tasks.charge_payment.delay(str(payment.pk), event.store_id)
+def _approved(event: Event) -> bool:
+    return event.data.get("decision") == APPROVE
+
+
+@on_event("fraud.reviewed", queue="payments", atomic=False, when=_approved)
+def charge_after_review(event: Event) -> None:
+    """An operator cleared an order held for review: charge it."""
+    tasks.screen_then_charge(event.store, event.order_id)
 
 
 @on_event("order.cancelled", "order.expired", queue="payments", atomic=False)
@@ -44,10 +51,3 @@ def refund_if_order_gone(event: Event) -> None:
     payment = selectors.payment_for_order(event.store, event.order_id)
     if payment is not None and refunds.payment_needs_refund(payment):
         tasks.refund_payment.delay(str(payment.pk), event.store_id)
-
-
-@on_event("payment.retry_requested", queue="orders", atomic=False)
-def check_fraud_on_retry_requested(event: Event) -> None:
-    """A payment_failed order was sent back to pending (payments.retry): it is screened again,
-    exactly as a new order is on `order.created`, and goes on to payment from there."""
-    tasks.check_fraud.delay(str(event.order_id), event.store_id)

@@ -9,12 +9,12 @@ reconcilers — or a reconciler and a live task holding the order — never act 
 
 1. Expiry (Saleor's `expire_orders`): pending / fraud_review / payment_processing orders older
    than the store's window (`order_expiry_minutes`, else ORDER_EXPIRY_MINUTES; 0 = never) expire
-   (`orders.services.expire_order`: stock released, `order.expired`) unless their payment may
+   (`orders.services.expire`: stock released, `order.expired`) unless their payment may
    still charge — see `expiry_blocker`. A payment left pending/processing is closed with it
    (`payment.cancelled`), so nothing can charge the expired order afterwards.
 2. Pending with no fraud check for RECONCILE_STUCK_AFTER_SECONDS (no `fraud.checked`; the
-   `order.created` handler never ran or its task was lost): `payments.check_fraud` is enqueued
-   again — the task the handler enqueues, a no-op once the order left pending. At most once per
+   `order.created` handler never ran or its task was lost): `payments.screen_and_charge` is
+   enqueued — the handler's work as a task of its own, a no-op once the order left pending. At most once per
    window per order (the last `order.reconciled` says when).
 3. payment_processing with no Payment row for that long (the `order.payment_processing` handler
    was lost): the Payment is opened (its gateway key fixed) and `payments.charge_payment` enqueued.
@@ -70,7 +70,7 @@ PS = Payment.Status
 LIVE = (OS.PENDING, OS.FRAUD_REVIEW, OS.PAYMENT_PROCESSING)  # may legitimately hold reservations
 PAID_OR_LATER = (OS.PAID, OS.FULFILLING, OS.READY_TO_SHIP, OS.SHIPPED, OS.DELIVERED)
 NEVER_PAID = (OS.PAYMENT_FAILED, OS.REJECTED, OS.CANCELLED, OS.EXPIRED)
-FRAUD_HANDLER = "payments.receivers.check_fraud_on_order_created"
+FRAUD_HANDLER = "payments.receivers.screen_and_charge"
 
 
 def stuck_after_seconds() -> float:
@@ -228,7 +228,7 @@ def _expire_unpaid(store: Store, *, now: datetime, cutoff: datetime, batch: int,
             if blocker is not None:
                 counts[f"expiry_deferred_{blocker}"] += 1
                 continue
-            order_services.expire_order(
+            order_services.expire(
                 store=store, order=order, reason=f"not paid within {minutes} minutes", actor=ACTOR
             )
             if payment is not None and payment.status not in Payment.FINAL_STATUSES:
@@ -284,12 +284,12 @@ def _requeue_fraud_checks(
                 order,
                 problem="fraud_check_missing",
                 action="requeued",
-                task="payments.check_fraud",
+                task="payments.screen_and_charge",
                 handler_ran=handler_ran,
                 event_published=bool(created and created[1]),
                 stuck_seconds=_age(order.created_at, now),
             )
-            _after_commit("payments.check_fraud", str(order.pk), store.pk)
+            _after_commit("payments.screen_and_charge", str(order.pk), store.pk)
             counts["fraud_check_requeued"] += 1
 
 

@@ -35,12 +35,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from inventory import services as inventory_services
-from orderflow.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from orderflow.core.errors import Conflict, DomainError, ValidationFailed
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.idempotency import IdempotencyKeyReused
+from orders.locks import lock_order_or_404
 from orders.models import Order, OrderItem
 
 from . import breaker, gateway
@@ -238,11 +239,8 @@ def _fingerprint(**body: Any) -> str:
 
 def _lock(store: Store, order_id: Any) -> tuple[Order, Payment | None]:
     """Lock order then payment (the order `services._locked` takes them in, so no deadlock)."""
-    order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
-    if order is None:
-        raise NotFound("No such order.")
+    order = lock_order_or_404(store, order_id)
     payment = Payment.all_stores.select_for_update().filter(store=store, order=order).first()
-    order.store = store
     if payment is not None:
         payment.store, payment.order = store, order
     return order, payment
@@ -419,7 +417,7 @@ def _book(store: Store, refund: Refund, booked: gateway.Refund) -> str:
                 "restocked": restocked,
             },
         )
-        order_services.set_payment_status(order=order, status=to)
+        order_services.record_payment_progress(order=order, status=to)
     return to
 
 

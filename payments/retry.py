@@ -27,12 +27,13 @@ from django.db import transaction
 from inventory import services as inventory_services
 from inventory.selectors import catalogue_for_skus
 from orderflow.core import vault
-from orderflow.core.errors import Conflict, InsufficientStock, InvalidTransition, NotFound
+from orderflow.core.errors import Conflict, InsufficientStock, InvalidTransition
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.cards import card_summary
+from orders.locks import lock_order_or_404
 from orders.models import Order, OrderItem
 
 from .models import Payment
@@ -70,10 +71,7 @@ def retry_payment(
     409 `invalid_transition` when the order is not payment_failed (already retried, paid,
     cancelled...); 409 `insufficient_stock` when the stock is gone. Returns the order, pending."""
     with transaction.atomic():
-        order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
-        if order is None:
-            raise NotFound("No such order.")
-        order.store = store
+        order = lock_order_or_404(store, order_id)
         if not can_retry(order):
             raise InvalidTransition(
                 f"Only a payment_failed order can be paid again; this one is '{order.status}'.",
@@ -121,9 +119,8 @@ def retry_payment(
                     "next_retry_at": None,
                 },
             )
-        order_services.change_status(
+        order_services.reopen_for_payment(
             order=order,
-            to=OS.PENDING,
             reason=f"payment retry requested by {requested_by}",
             actor=actor,
             data={"requested_by": requested_by, "new_card": card is not None},

@@ -1,4 +1,4 @@
-"""Writes of the payments step: the fraud decision, the operator's review, charging and refunding.
+"""Writes of the payments step: opening the payment of an approved order and charging it.
 
 The promise: a customer is charged exactly once or not at all. The pieces that keep it:
 * the gateway idempotency key is fixed on the Payment row before the first attempt, so every try
@@ -23,16 +23,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inventory import services as inventory_services
+from fraud import services as fraud_services
 from orderflow.core import vault
-from orderflow.core.errors import InvalidTransition, NotFound
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
+from orders.locks import lock_order
 from orders.models import Order
 
-from . import breaker, fraud, gateway
+from . import breaker, gateway
 from .models import Payment, PaymentAttempt
 
 log = logging.getLogger("orderflow.payments")
@@ -42,129 +42,45 @@ OS = Order.Status
 PS = Payment.Status
 
 
-# ------------------------------------------------------------------------------- fraud
+# ----------------------------------------------------------------------------- payment
 
 
-def check_fraud(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
-    """Score a pending order and act on the decision, all in one transaction:
-    approve → `payment_processing` (+ its Payment), review → `fraud_review`,
-    reject → `rejected` with its stock released. A second run finds the order no longer pending
-    and does nothing."""
+def screen_order(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
+    """The fraud check (fraud.services.screen) and, when it approves, the order's Payment opened in
+    the same transaction: an approved order never waits without a payment to charge."""
     with transaction.atomic():
-        order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
-        if order is None or order.status != OS.PENDING:
-            return order
-        order.store = store
-        assessment = fraud.assess(order)
-        order_services.record_risk(
-            order=order, score=assessment.score, decision=assessment.decision, rules=assessment.rules
-        )
-        emit(
-            "fraud.checked",
-            store=store,
-            order_id=order.pk,
-            subject=order,
-            data={"score": assessment.score, "decision": assessment.decision, "rules": assessment.rules},
-            actor="fraud",
-        )
-        reason = f"fraud score {assessment.score}"
-        if assessment.decision == fraud.APPROVE:
-            order_services.change_status(
-                order=order,
-                to=OS.PAYMENT_PROCESSING,
-                reason=reason,
-                actor="fraud",
-                data={"score": assessment.score},
-            )
+        order = fraud_services.screen(store=store, order_id=order_id)
+        if order is not None and order.status == OS.PAYMENT_PROCESSING:
             open_payment(order=order)
-        elif assessment.decision == fraud.REVIEW:
-            order_services.change_status(
-                order=order,
-                to=OS.FRAUD_REVIEW,
-                reason=reason,
-                actor="fraud",
-                data={"score": assessment.score, "rules": assessment.rules},
-            )
-        else:
-            _reject(store=store, order=order, actor="fraud", reason=reason)
     return order
 
 
 def approve_order(*, store: Store, order_id: uuid.UUID | str, actor: str) -> Order:
-    """An operator clears an order held for review: it goes on to payment."""
+    """An operator clears an order held for review (fraud.services.approve) and its Payment opens
+    in the same transaction, so the API's answer can show it; the charge follows on
+    `fraud.reviewed` (receivers.charge_after_review)."""
     with transaction.atomic():
-        order = _order_in_review(store, order_id)
-        emit(
-            "fraud.reviewed",
-            store=store,
-            order_id=order.pk,
-            subject=order,
-            data={"decision": fraud.APPROVE, "score": order.risk_score},
-            actor=actor,
-        )
-        order_services.change_status(
-            order=order, to=OS.PAYMENT_PROCESSING, reason="approved after fraud review", actor=actor
-        )
+        order = fraud_services.approve(store=store, order_id=order_id, actor=actor)
         open_payment(order=order)
     return order
 
 
-def reject_order(*, store: Store, order_id: uuid.UUID | str, actor: str, reason: str = "") -> Order:
-    """An operator rejects an order held for review: it is closed and its stock comes back."""
-    with transaction.atomic():
-        order = _order_in_review(store, order_id)
-        emit(
-            "fraud.reviewed",
-            store=store,
-            order_id=order.pk,
-            subject=order,
-            data={"decision": fraud.REJECT, "score": order.risk_score, "reason": reason},
-            actor=actor,
-        )
-        _reject(store=store, order=order, actor=actor, reason=reason or "rejected after fraud review")
-    return order
-
-
-def _order_in_review(store: Store, order_id: Any) -> Order:
-    order = Order.all_stores.select_for_update().filter(store=store, pk=order_id).first()
-    if order is None:
-        raise NotFound("No such order.")
-    order.store = store
-    if order.status != OS.FRAUD_REVIEW:
-        raise InvalidTransition(
-            f"Only an order in fraud_review can be approved or rejected; this one is '{order.status}'.",
-            extra={"from": order.status},
-        )
-    return order
-
-
-def _reject(*, store: Store, order: Order, actor: str, reason: str) -> None:
-    order_services.change_status(order=order, to=OS.REJECTED, reason=reason, actor=actor)
-    inventory_services.release_stock(store=store, order_id=order.pk, actor=actor, reason="order rejected")
-    transaction.on_commit(lambda: vault.forget(store.pk, order.pk))
-
-
-# ----------------------------------------------------------------------------- payment
-
-
 def open_payment(*, order: Order) -> Payment:
-    """The order's Payment, created once with its gateway idempotency key fixed up front."""
+    """The order's Payment, created once with its gateway idempotency key fixed up front. The
+    caller holds the order's lock (orders.locks), so no twin creates it meanwhile."""
     existing = Payment.all_stores.filter(order=order).first()
     if existing is not None:
         return existing
     payment_id = uuid.uuid4()
-    payment, _ = Payment.all_stores.get_or_create(
+    return Payment.all_stores.create(
+        id=payment_id,
         order=order,
-        defaults={
-            "id": payment_id,
-            "store": order.store,
-            "amount": order.total,
-            "currency": order.currency,
-            "idempotency_key": f"charge-{payment_id}",
-            "window_ends_at": order.created_at + timedelta(minutes=payment_window_minutes(order.store)),
-        },
+        store=order.store,
+        amount=order.total,
+        currency=order.currency,
+        idempotency_key=f"charge-{payment_id}",
+        window_ends_at=order.created_at + timedelta(minutes=payment_window_minutes(order.store)),
     )
-    return payment
 
 
 def payment_window_minutes(store: Store) -> int:
@@ -177,15 +93,14 @@ def payment_window_minutes(store: Store) -> int:
 
 def ensure_payment(*, store: Store, order_id: uuid.UUID | str) -> Payment | None:
     """The Payment of an order that is in payment_processing (created if it is missing)."""
-    with transaction.atomic():
-        order = Order.all_stores.filter(store=store, pk=order_id).first()
-        if order is None:
-            return None
-        payment = Payment.all_stores.filter(order=order).first()
-        if payment is None and order.status == OS.PAYMENT_PROCESSING:
-            order.store = store
-            payment = open_payment(order=order)
+    payment = Payment.all_stores.filter(store=store, order_id=order_id).first()
+    if payment is not None:
         return payment
+    with transaction.atomic():
+        order = lock_order(store, order_id)
+        if order is None or order.status != OS.PAYMENT_PROCESSING:
+            return None
+        return open_payment(order=order)
 
 
 @dataclass(frozen=True)
@@ -390,7 +305,7 @@ def _start_waiting(payment: Payment, *, error: gateway.GatewayError | None = Non
                 },
                 actor=ACTOR,
             )
-            order_services.set_payment_status(order=order, status="waiting", attempts=fresh.attempts)
+            order_services.record_payment_progress(order=order, status="waiting", attempts=fresh.attempts)
         payment.waiting_since = since
     if breaker.note_store(payment.store_id):
         _emit_gateway_down(payment.store, error="breaker_open", failures=None)
@@ -489,9 +404,9 @@ def release_waiting() -> list[tuple[uuid.UUID, int, str]]:
 
 def _locked(payment: Payment) -> tuple[Payment, Order]:
     """Lock order then payment (always in that order, so two paths never deadlock)."""
-    order = Order.all_stores.select_for_update().get(pk=payment.order_id)
+    order = lock_order(payment.store, payment.order_id)
     fresh = Payment.all_stores.select_for_update().get(pk=payment.pk)
-    order.store = fresh.store = payment.store
+    fresh.store = payment.store
     fresh.order = order
     return fresh, order
 
@@ -521,10 +436,12 @@ def _begin_attempt(payment: Payment) -> PaymentAttempt | None:
                 updates={"attempts": attempts},
                 data={"attempt": attempts, "max_attempts": max_attempts()},
             )
-            order_services.set_payment_status(order=order, status="processing", attempts=attempts)
+            order_services.record_payment_progress(order=order, status="processing", attempts=attempts)
         else:
             Payment.all_stores.filter(pk=fresh.pk).update(attempts=attempts, updated_at=timezone.now())
-            order_services.set_payment_status(order=order, status=order.payment_status, attempts=attempts)
+            order_services.record_payment_progress(
+                order=order, status=order.payment_status, attempts=attempts
+            )
         payment.status, payment.attempts = PS.PROCESSING, attempts
         return PaymentAttempt.all_stores.create(
             store=payment.store, payment=fresh, number=number, started_at=timezone.now()
@@ -581,7 +498,7 @@ def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -
             },
             actor=ACTOR,
         )
-        order_services.set_payment_status(order=order, status="retrying", attempts=fresh.attempts)
+        order_services.record_payment_progress(order=order, status="retrying", attempts=fresh.attempts)
 
 
 def _succeed(payment: Payment, charge: gateway.Charge) -> None:
@@ -610,19 +527,15 @@ def _succeed(payment: Payment, charge: gateway.Charge) -> None:
                 "attempts": fresh.attempts,
             },
         )
-        order_services.set_payment_status(order=order, status="succeeded", attempts=fresh.attempts)
         if order.status == OS.PAYMENT_PROCESSING:
-            order_services.change_status(
-                order=order,
-                to=OS.PAID,
-                reason="payment succeeded",
-                actor=ACTOR,
-                updates={"paid_at": now},
-                data={"charge_id": charge.id, "amount": str(fresh.amount)},
+            # stock committed and (fulfillment listening inline on order.paid) the pick list
+            # opened, all in this transaction
+            order_services.mark_paid(
+                order=order, actor=ACTOR, charge_id=charge.id, amount=fresh.amount, attempts=fresh.attempts
             )
-            inventory_services.commit_stock(store=payment.store, order_id=order.pk, actor=ACTOR)
-        # else: the order left payment_processing while the charge was in flight; the
-        # payment.processed handler sees that and refunds.
+        else:  # the order left payment_processing while the charge was in flight: refunded on
+            # payment.processed (receivers.refund_if_order_gone)
+            order_services.record_payment_progress(order=order, status="succeeded", attempts=fresh.attempts)
         store_pk, order_pk = payment.store.pk, order.pk
         transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
     payment.status = PS.SUCCEEDED
@@ -657,18 +570,17 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
                 "attempts": fresh.attempts,
             },
         )
-        order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)
         if order.status == OS.PAYMENT_PROCESSING:
-            order_services.change_status(
+            order_services.mark_payment_failed(
                 order=order,
-                to=OS.PAYMENT_FAILED,
-                reason=message[:200],
                 actor=ACTOR,
-                data={"error_code": error_code, "decline_code": decline_code},
+                reason=message,
+                error_code=error_code,
+                decline_code=decline_code,
+                attempts=fresh.attempts,
             )
-            inventory_services.release_stock(
-                store=payment.store, order_id=order.pk, actor=ACTOR, reason="payment failed"
-            )
+        else:
+            order_services.record_payment_progress(order=order, status="failed", attempts=fresh.attempts)
         # The card stays in the vault (until its TTL, a cancel, or a later payment) so an operator
         # can retry the order with it (payments.retry); it is never charged without that retry.
     payment.status = PS.FAILED
@@ -695,7 +607,7 @@ def _abandon(payment: Payment, *, reason: str) -> None:
             },
             data={"error_code": code, "attempts": fresh.attempts},
         )
-        order_services.set_payment_status(order=order, status="failed", attempts=fresh.attempts)
+        order_services.record_payment_progress(order=order, status="failed", attempts=fresh.attempts)
         store_pk, order_pk = payment.store.pk, order.pk
         transaction.on_commit(lambda: vault.forget(store_pk, order_pk))
     payment.status = PS.FAILED

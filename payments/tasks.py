@@ -17,33 +17,61 @@ from celery import shared_task
 from orderflow.core.tenancy import Store, use_store
 
 from . import reconciler, refunds, services
+from .models import Payment
+
+PS = Payment.Status
 
 
-@shared_task(name="payments.check_fraud", acks_late=True, ignore_result=True)
-def check_fraud(order_id: str, store_id: int) -> None:
+def screen_then_charge(store: Store, order_id: str) -> None:
+    """The step after intake, in one task: the fraud check and, when it approves (or an operator
+    did), one charge turn. A redelivery finds the order screened and goes on to the charge."""
+    services.screen_order(store=store, order_id=order_id)
+    payment = services.ensure_payment(store=store, order_id=order_id)
+    if payment is not None and payment.status in (PS.PENDING, PS.PROCESSING):
+        charge_now(str(payment.pk), store)
+
+
+@shared_task(name="payments.screen_and_charge", acks_late=True, ignore_result=True)
+def screen_and_charge(order_id: str, store_id: int) -> None:
+    """The reconciler's re-drive of an order whose `order.created` message was lost."""
     store = Store.objects.filter(pk=store_id).first()
-    if store is None:
-        return
-    with use_store(store):
-        services.check_fraud(store=store, order_id=order_id)
+    if store is not None:
+        with use_store(store):
+            screen_then_charge(store, order_id)
 
 
-@shared_task(name="payments.charge_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def charge_payment(
-    self, payment_id: str, store_id: int, slot: str | None = None, wake: str | None = None
-) -> str:
-    """`slot`: the gateway slot a release took for this payment; `wake`: this run is the wake-up
-    of a waiting payment (see services.attempt_charge)."""
-    store = Store.objects.filter(pk=store_id).first()
-    if store is None:
-        services.breaker.release_slot(slot)
-        return "missing"
+def charge_now(payment_id: str, store: Store) -> str:
+    """One charge turn in the calling task (the handler that approved the order): the happy path
+    costs no further message. A retry or a wait goes on in `charge_payment`, after its countdown."""
+    step = _charge_turn(store, payment_id)
+    if step.kind in ("retry", "wait"):
+        charge_payment.apply_async((payment_id, store.pk), {"wake": step.wake}, countdown=step.delay)
+    return step.outcome
+
+
+def _charge_turn(store: Store, payment_id: str, slot: str | None = None, wake: str | None = None):
     with use_store(store):
         step = services.attempt_charge(store=store, payment_id=payment_id, slot=slot, wake=wake)
     if slot is not None or step.release:
         # a slot came back, or the gateway is back: release the next ones here and now (one queue
         # hop fewer per released payment than asking a release task to do it)
         release_waiting()
+    return step
+
+
+@shared_task(name="payments.charge_payment", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def charge_payment(
+    self, payment_id: str, store_id: int, slot: str | None = None, wake: str | None = None
+) -> str:
+    """A charge that must come back (a retry after its backoff, the wake-up of a payment waiting
+    for the gateway, a payment released into a free gateway slot, the reconciler's re-drive).
+    `slot`: the gateway slot a release took for this payment; `wake`: this run is the wake-up
+    of a waiting payment (see services.attempt_charge)."""
+    store = Store.objects.filter(pk=store_id).first()
+    if store is None:
+        services.breaker.release_slot(slot)
+        return "missing"
+    step = _charge_turn(store, payment_id, slot, wake)
     if step.kind in ("retry", "wait"):
         raise self.retry(args=[payment_id, store_id], kwargs={"wake": step.wake}, countdown=step.delay)
     return step.outcome

@@ -192,7 +192,7 @@ class Secrets:
 def _charge_everything(store) -> None:
     """What the workers would do after each order.created: the fraud check, then the charge."""
     for order in Order.all_stores.filter(store=store):
-        payment_services.check_fraud(store=store, order_id=order.pk)
+        payment_services.screen_order(store=store, order_id=order.pk)
     for payment in Payment.all_stores.filter(store=store):
         for _ in range(10):
             if payment_services.attempt_charge(store=store, payment_id=payment.pk).kind == "done":

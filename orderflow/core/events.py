@@ -1,13 +1,16 @@
 """Domain events: the audit log, the timeline and the outbox in one table.
 
-`emit()` only inserts the row, inside the caller's transaction; nothing leaves the process before
-COMMIT, so a rolled-back order never triggers a payment. After commit the event is published:
-each registered handler gets a Celery message (`core.run_handler`), the in-process
-`events_published` signal fires (live push), and the row is marked `published_at`. Who publishes:
-the emitting process itself right after COMMIT, or, with OUTBOX_DISPATCHER on, the outbox
-dispatcher process in batches (orderflow/core/outbox.py). If the broker is down the row stays
-unpublished and is sent later. Handlers run at most once per event: `HandledEvent` records
-(event, handler) in the handler's own transaction.
+`emit()` inserts the row inside the caller's transaction and runs the *inline* handlers there
+(work that must commit or roll back with the state the event describes: a paid order's pick list
+is opened in the transaction that records the payment). Nothing leaves the process before COMMIT,
+so a rolled-back order never triggers a payment. After commit the event is published: every
+other handler that wants it gets one Celery message — the handler *is* the task (one task per
+handler, named after it, on the handler's queue), so an event costs one hop per handler and no
+relay. The in-process `events_published` signal fires (live push) and the row is marked
+`published_at`. Who publishes: the emitting process itself right after COMMIT, or, with
+OUTBOX_DISPATCHER on, the outbox dispatcher process in batches (orderflow/core/outbox.py). If the
+broker is down the row stays unpublished and is sent later. Handlers run at most once per event:
+`HandledEvent` records (event, handler) in the handler's own transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -100,6 +104,8 @@ class Handler:
     queue: str
     atomic: bool
     when: Callable[[Event], bool] | None = None
+    inline: bool = False
+    task: Any = None  # the Celery task that runs it (None for an inline handler)
 
     def wants(self, topic: str) -> bool:
         return any(fnmatch.fnmatchcase(topic, pattern) for pattern in self.topics)
@@ -118,24 +124,57 @@ class Handler:
 _HANDLERS: dict[str, Handler] = {}
 
 
+def _handler_task(handler_name: str):
+    """The Celery task of one handler: the message carries the event id, the task runs the handler
+    at most once for it. Failures are retried with backoff (a handler that must say how long to
+    wait — the charge — enqueues its own follow-up instead of raising)."""
+
+    @shared_task(
+        name=handler_name,
+        acks_late=True,
+        ignore_result=True,
+        autoretry_for=(Exception,),
+        retry_backoff=1,
+        retry_backoff_max=60,
+        retry_jitter=True,
+        max_retries=8,
+    )
+    def handle(event_id: int) -> bool:
+        return run_handler_once(event_id, handler_name)
+
+    return handle
+
+
 def on_event(
     *topics: str,
     queue: str = "default",
     name: str | None = None,
     atomic: bool = True,
     when: Callable[[Event], bool] | None = None,
+    inline: bool = False,
 ):
-    """Register `func(event)` to run in a worker for every committed event matching `topics`
-    (fnmatch patterns: "order.*"). `atomic` runs it in one transaction with its HandledEvent row;
-    a handler that calls the outside world should say atomic=False and be idempotent itself.
-    `when(event)`, if given, is asked in the publishing process before the message is sent: a
-    handler that has nothing to do for most events (the webhook fan-out of a store without
-    endpoints) then costs no Celery message and no task. It must be cheap and side-effect free."""
+    """Register `func(event)` for every event matching `topics` (fnmatch patterns: "order.*").
+
+    By default it runs in a worker after the event's transaction commits, as its own Celery task
+    (named after the handler, on `queue`). `atomic` runs it in one transaction with its
+    HandledEvent row; a handler that calls the outside world should say atomic=False and be
+    idempotent itself. `when(event)`, if given, is asked in the publishing process before the
+    message is sent: a handler that has nothing to do for most events (the webhook fan-out of a
+    store without endpoints) then costs no Celery message and no task. It must be cheap and
+    side-effect free.
+
+    `inline=True` runs it inside `emit()`, in the emitter's transaction: what it writes commits or
+    rolls back with the state the event describes, and costs no message at all. Only for short
+    database work of the next step that must not be lost between two transactions; it never calls
+    the outside world, and an exception in it fails the emitter's transaction."""
 
     def register(func: Callable[[Event], Any]):
         handler_name = name or f"{func.__module__}.{func.__name__}"
-        _HANDLERS[handler_name] = Handler(handler_name, tuple(topics), func, queue, atomic, when)
+        task = None if inline else _handler_task(handler_name)
+        handler = Handler(handler_name, tuple(topics), func, queue, atomic, when, inline, task)
+        _HANDLERS[handler_name] = handler
         _BY_TOPIC.clear()
+        _INLINE_BY_TOPIC.clear()
         return func
 
     return register
@@ -144,11 +183,23 @@ def on_event(
 _BY_TOPIC: dict[str, list[Handler]] = {}
 
 
+_INLINE_BY_TOPIC: dict[str, list[Handler]] = {}
+
+
 def handlers_for(topic: str) -> list[Handler]:
-    """The handlers whose patterns match the topic (memoised: the registry is fixed after import)."""
+    """The handlers run after commit whose patterns match the topic (memoised: the registry is
+    fixed after import)."""
     found = _BY_TOPIC.get(topic)
     if found is None:
-        found = _BY_TOPIC[topic] = [h for h in _HANDLERS.values() if h.wants(topic)]
+        found = _BY_TOPIC[topic] = [h for h in _HANDLERS.values() if not h.inline and h.wants(topic)]
+    return found
+
+
+def inline_handlers_for(topic: str) -> list[Handler]:
+    """The handlers run inside `emit()` for the topic."""
+    found = _INLINE_BY_TOPIC.get(topic)
+    if found is None:
+        found = _INLINE_BY_TOPIC[topic] = [h for h in _HANDLERS.values() if h.inline and h.wants(topic)]
     return found
 
 
@@ -186,18 +237,19 @@ def emit(
         actor=actor,
     )
     rows.insert([event])
+    for handler in inline_handlers_for(topic):
+        handler.func(event)
     if not settings.OUTBOX_DISPATCHER:
         transaction.on_commit(lambda: publish(event), robust=True)
     return event
 
 
 def send_to_handlers(event: Event) -> None:
-    """One Celery message per handler that wants the event. Raises if the broker refuses."""
-    from .tasks import run_handler
-
+    """One Celery message per handler that wants the event: its own task. Raises if the broker
+    refuses."""
     for handler in handlers_for(event.topic):
         if handler.wanted_for(event):
-            run_handler.apply_async(args=[event.pk, handler.name], queue=handler.queue)
+            handler.task.apply_async(args=[event.pk], queue=handler.queue)
 
 
 def notify_live(events: list[Event]) -> None:

@@ -93,6 +93,12 @@ def transition(
     return obj
 
 
+def sources_of(table: dict, to: str) -> frozenset:
+    """The states a table lets move to `to` (the cancellable statuses are `sources_of(T, "cancelled")`):
+    a status set derived from the table, never restated by hand."""
+    return frozenset(src for src, dsts in table.items() if to in dsts)
+
+
 def graph(model: type[models.Model], table: dict | None = None) -> dict[str, list[str]]:
     """The table as plain lists, for docs and the dashboard's workflow view."""
     table = table if table is not None else model.TRANSITIONS

@@ -1,4 +1,4 @@
-"""Core Celery tasks: run one event handler, relay the outbox."""
+"""Core Celery tasks: relay the outbox; drain the previous release's handler messages."""
 
 from celery import shared_task
 from django.conf import settings
@@ -16,6 +16,9 @@ from . import events
     max_retries=8,
 )
 def run_handler(event_id: int, handler_name: str) -> bool:
+    """Messages a release before per-handler tasks sent (one task for every handler) may still sit
+    in a queue after an upgrade: run them once, as their handler's own task would. Nothing sends
+    this any more."""
     return events.run_handler_once(event_id, handler_name)
 
 

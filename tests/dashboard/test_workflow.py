@@ -20,7 +20,7 @@ from payments.models import Payment
 from tests.conftest import ROOT
 from tests.factories import make_user
 
-APPS = ["orders", "payments", "fulfillment", "inventory", "alerts", "orderflow/core"]
+APPS = ["orders", "fraud", "payments", "fulfillment", "inventory", "alerts", "orderflow/core"]
 
 
 def _emitted_literals() -> set[str]:

@@ -1,14 +1,16 @@
 """The fulfillment machine and the order following it, through the services."""
 
 import pytest
+from django.db import transaction
 
 from fulfillment import services
 from fulfillment.models import Fulfillment, FulfillmentLine
 from orderflow.core.errors import InvalidTransition, ValidationFailed
 from orderflow.core.events import Event, run_handler_once
+from orderflow.core.statemachine import transition
 from orders import services as order_services
 from orders.models import Order
-from tests.fulfillment.helpers import emit_payment_processed, make_paid_order, started, walk_to
+from tests.fulfillment.helpers import make_paid_order, started, walk_to
 
 pytestmark = pytest.mark.django_db
 
@@ -82,17 +84,44 @@ def test_start_is_idempotent_one_fulfillment_per_order(store, paid_order):
 
 
 def test_start_refuses_an_order_that_is_not_paid(store, paid_order):
-    order_services.change_status(order=paid_order, to="cancelled")
+    transition(paid_order, "cancelled")
     with pytest.raises(InvalidTransition):
         services.start_fulfillment(store=store, order_id=paid_order.pk)
     assert not Fulfillment.all_stores.filter(order=paid_order).exists()
 
 
-def test_payment_processed_handler_starts_the_fulfillment_once(store, paid_order):
-    event = emit_payment_processed(paid_order)
-    assert run_handler_once(event.pk, "fulfillment.receivers.start_fulfillment") is True
-    assert run_handler_once(event.pk, "fulfillment.receivers.start_fulfillment") is False
-    assert Fulfillment.all_stores.get(order=paid_order).status == FS.PENDING
+def _processing(order):
+    Order.all_stores.filter(pk=order.pk).update(status=Order.Status.PAYMENT_PROCESSING)
+    order.refresh_from_db()
+    return order
+
+
+def test_the_pick_list_opens_in_the_transaction_that_marks_the_order_paid(store, paid_order):
+    order = _processing(paid_order)
+    with transaction.atomic():
+        order_services.mark_paid(
+            order=order, actor="payments", charge_id="ch_1", amount=order.total, attempts=1
+        )
+        assert Fulfillment.all_stores.get(order=order).status == FS.PENDING  # not after the commit: in it
+    order.refresh_from_db()
+    assert order.status == "fulfilling"
+    assert [e.topic for e in Event.all_stores.filter(order_id=order.pk).order_by("id")][-3:] == [
+        "order.paid",
+        "fulfillment.created",
+        "order.fulfilling",
+    ]
+
+
+def test_a_payment_that_rolls_back_leaves_no_pick_list(store, paid_order):
+    order = _processing(paid_order)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_services.mark_paid(
+            order=order, actor="payments", charge_id="ch_1", amount=order.total, attempts=1
+        )
+        raise RuntimeError("the payment's transaction fails after the order was marked paid")
+    order.refresh_from_db()
+    assert order.status == "payment_processing"
+    assert not Fulfillment.all_stores.filter(order=order).exists()
 
 
 def test_partial_picks_are_recorded_and_packing_waits_for_the_rest(store):
@@ -196,7 +225,7 @@ def test_ship_refuses_an_unknown_carrier(store):
 def test_cancelling_the_order_before_shipping_cancels_the_fulfillment(store, frm):
     f = walk_to(store, frm)
     order = Order.all_stores.get(pk=f.order_id)
-    order_services.change_status(order=order, to="cancelled", reason="customer asked")
+    transition(order, "cancelled", reason="customer asked")
     event = Event.all_stores.get(order_id=order.pk, topic="order.cancelled")
     assert run_handler_once(event.pk, "fulfillment.receivers.cancel_fulfillment") is True
     f.refresh_from_db()
@@ -208,7 +237,7 @@ def test_cancelling_the_order_before_shipping_cancels_the_fulfillment(store, frm
 
 def test_steps_are_refused_once_the_order_is_cancelled_even_before_the_handler_ran(store):
     f = walk_to(store, FS.PICKING)
-    order_services.change_status(order=Order.all_stores.get(pk=f.order_id), to="cancelled")
+    transition(Order.all_stores.get(pk=f.order_id), "cancelled")
     with pytest.raises(InvalidTransition):
         services.pack(store=store, fulfillment=f, packages=1, weight_grams=100, actor="t")
 
@@ -217,7 +246,7 @@ def test_cancellation_after_shipping_is_refused_409(store):
     f = walk_to(store, FS.SHIPPED)
     order = Order.all_stores.get(pk=f.order_id)
     with pytest.raises(InvalidTransition) as exc:
-        order_services.change_status(order=order, to="cancelled")
+        transition(order, "cancelled")
     assert exc.value.status == 409
     with pytest.raises(InvalidTransition) as exc:
         services.cancel_fulfillment(store=store, order_id=order.pk)
@@ -228,7 +257,7 @@ def test_cancellation_after_shipping_is_refused_409(store):
 
 def test_cancel_handler_for_an_order_never_fulfilled_does_nothing(store):
     order = make_paid_order(store)
-    order_services.change_status(order=order, to="cancelled")
+    transition(order, "cancelled")
     event = Event.all_stores.get(order_id=order.pk, topic="order.cancelled")
     assert run_handler_once(event.pk, "fulfillment.receivers.cancel_fulfillment") is True
     assert not Fulfillment.all_stores.filter(order=order).exists()

@@ -6,7 +6,7 @@ import pytest
 
 from fulfillment import tasks
 from fulfillment.models import Fulfillment, Shipment
-from orders import services as order_services
+from orderflow.core.statemachine import transition
 from orders.models import Order
 from tests.fulfillment.helpers import shipped, started
 
@@ -64,7 +64,7 @@ def test_store_switch_overrides_the_global_autopilot(store, settings, store_valu
 def test_autopilot_stops_quietly_on_a_cancelled_order(store, settings):
     settings.FULFILLMENT_AUTOPILOT = True
     f = started(store)
-    order_services.change_status(order=Order.all_stores.get(pk=f.order_id), to="cancelled")
+    transition(Order.all_stores.get(pk=f.order_id), "cancelled")
     assert tasks.autopilot_step(f.pk, store.pk) is None
     assert Fulfillment.all_stores.get(pk=f.pk).status == "pending"
 

@@ -1,4 +1,4 @@
-"""`expire_order`: the mechanics of closing an unpaid order (the payments reconciler decides when)."""
+"""`expire`: the mechanics of closing an unpaid order (the payments reconciler decides when)."""
 
 import pytest
 
@@ -34,7 +34,7 @@ def test_expiring_an_unpaid_order_releases_its_stock_and_emits_order_expired(
     order.refresh_from_db()
 
     with django_capture_on_commit_callbacks(execute=True):
-        expired = services.expire_order(store=store, order=order, reason="not paid within 60 minutes")
+        expired = services.expire(store=store, order=order, reason="not paid within 60 minutes")
 
     assert expired.status == Order.all_stores.get(pk=order.pk).status == "expired"
     assert stock(product) == (10, 0)
@@ -52,8 +52,8 @@ def test_expiring_an_unpaid_order_releases_its_stock_and_emits_order_expired(
 
 def test_expiring_twice_is_a_no_op(api, store, product):
     order = placed(api)
-    services.expire_order(store=store, order=order, reason="late")
-    services.expire_order(store=store, order=order, reason="late again")
+    services.expire(store=store, order=order, reason="late")
+    services.expire(store=store, order=order, reason="late again")
     assert Event.all_stores.filter(order_id=order.pk, topic="order.expired").count() == 1
     assert stock(product) == (10, 0)
 
@@ -63,7 +63,7 @@ def test_a_paid_or_closed_order_cannot_expire(api, store, product, status):
     order = placed(api)
     Order.all_stores.filter(pk=order.pk).update(status=status)
     with pytest.raises(InvalidTransition):
-        services.expire_order(store=store, order=order, reason="late")
+        services.expire(store=store, order=order, reason="late")
     assert Order.all_stores.get(pk=order.pk).status == status
     assert stock(product) == (10, 2)
 

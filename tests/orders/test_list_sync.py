@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orderflow.core.events import Event, emit
+from orderflow.core.statemachine import transition
 from orders.models import Order
-from orders.services import change_status, set_fulfillment_status, set_payment_status
+from orders.services import record_fulfillment_progress, record_payment_progress
 
 pytestmark = pytest.mark.django_db
 
@@ -180,14 +181,14 @@ def test_every_change_moves_updated_at_and_updated_after_finds_it(api, store):
     assert ids(api.get(f"/api/v1/orders?updated_after={stamp}")) == []
 
     order.refresh_from_db()
-    change_status(order=order, to="payment_processing", reason="test")
+    transition(order, "payment_processing", reason="test")
     order.refresh_from_db()
     assert order.updated_at >= mark
     assert ids(api.get(f"/api/v1/orders?updated_after={stamp}")) == [str(order.pk)]
 
     for step in (
-        lambda o: set_payment_status(order=o, status="processing"),
-        lambda o: set_fulfillment_status(order=o, status="picking"),
+        lambda o: record_payment_progress(order=o, status="processing"),
+        lambda o: record_fulfillment_progress(order=o, status="picking"),
     ):
         Order.all_stores.filter(pk=untouched.pk).update(updated_at=mark - timedelta(hours=1))
         untouched.refresh_from_db()

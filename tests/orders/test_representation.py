@@ -10,7 +10,7 @@ from orders.api import OrderCreateSerializer
 from orders.idempotency import fingerprint
 from orders.models import Order
 from orders.representation import OrderOut, attach_items, order_json
-from orders.services import place_order, record_risk, set_payment_status
+from orders.services import place_order, record_payment_progress, record_risk
 from tests.factories import make_product, order_body
 from tests.orders.helpers import place
 
@@ -36,7 +36,7 @@ def test_fast_order_json_equals_the_serializer_for_a_fresh_and_a_reloaded_order(
     assert r.json() == json.loads(_serializer_bytes(order))
 
     record_risk(order=order, score=42, decision="review", rules=[{"rule": "velocity", "hit": True}])
-    set_payment_status(order=order, status="retrying", attempts=2)
+    record_payment_progress(order=order, status="retrying", attempts=2)
     order = Order.all_stores.prefetch_related("items").get(pk=order.pk)
     assert order.risk_score == 42
     assert order_json(order) == _serializer_bytes(order)

@@ -143,13 +143,14 @@ def failed_order(store: Store, *lines: tuple[Product, int], card: str = CARD_OK)
 
 def paid_order(store: Store, *lines: tuple[Product, int]) -> Order:
     """An order taken through the fraud check and charged at the gateway (GATEWAY_URL must point
-    at the mock gateway): paid, its stock committed, its payment `succeeded`."""
+    at the mock gateway): paid, its stock committed, its payment `succeeded` — and so, its pick
+    list opened in the same transaction, `fulfilling`."""
     order = create_order(store, *lines)
-    payment_services.check_fraud(store=store, order_id=order.pk)
+    payment_services.screen_order(store=store, order_id=order.pk)
     payment = Payment.all_stores.get(order=order)
     for _ in range(10):
         if payment_services.attempt_charge(store=store, payment_id=payment.pk).kind == "done":
             break
     order.refresh_from_db()
-    assert order.status == "paid" and order.payment_status == "succeeded", order.status
+    assert order.status == "fulfilling" and order.payment_status == "succeeded", order.status
     return order

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 def test_payment_admin_lists_searches_and_shows_attempts(client, store, gw):
     product = make_product(store, "TEE", price="20.00", stock=10)
     order = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     payment = order.payment
     services.attempt_charge(store=store, payment_id=payment.pk)
     client.force_login(make_user(superuser=True))
@@ -28,9 +28,9 @@ def test_payment_admin_lists_searches_and_shows_attempts(client, store, gw):
 def test_operators_see_only_their_stores_payments(client, store, other_store, gw):
     theirs = make_product(other_store, "TEE", price="20.00", stock=10)
     order = create_order(other_store, (theirs, 1))
-    services.check_fraud(store=other_store, order_id=order.pk)
+    services.screen_order(store=other_store, order_id=order.pk)
     mine = create_order(store, (make_product(store, "TEE", price="20.00", stock=10), 1))
-    services.check_fraud(store=store, order_id=mine.pk)
+    services.screen_order(store=store, order_id=mine.pk)
     operator = make_user(store=store)  # staff, operator of store A only (no Django model perms)
     client.force_login(operator)
     listing = client.get("/admin/payments/payment/")

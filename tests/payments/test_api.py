@@ -18,7 +18,7 @@ def product(store):
 @pytest.fixture
 def held(store, product):
     order = create_order(store, (product, 2), country="IR")
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     assert Order.all_stores.get(pk=order.pk).status == "fraud_review"
     return order
 
@@ -43,7 +43,7 @@ def test_reject_closes_a_held_order_and_releases_its_stock(api, held, product):
 @pytest.mark.parametrize("action", ["approve", "reject"])
 def test_deciding_an_order_not_in_review_is_a_conflict(api, store, product, action):
     order = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     r = api.post(f"/api/v1/orders/{order.pk}/{action}")
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "invalid_transition"

@@ -114,10 +114,10 @@ def test_pending_order_whose_fraud_check_was_lost_is_requeued_once(
 
     assert sweep(django_capture_on_commit_callbacks) == {"fraud_check_requeued": 1}
 
-    assert queued("payments.check_fraud") == [[str(stuck.pk), store.pk]]
+    assert queued("payments.screen_and_charge") == [[str(stuck.pk), store.pk]]
     [data] = reconciled(store, stuck)
     assert data["problem"] == "fraud_check_missing" and data["action"] == "requeued"
-    assert data["handler_ran"] is False and data["task"] == "payments.check_fraud"
+    assert data["handler_ran"] is False and data["task"] == "payments.screen_and_charge"
     assert data["stuck_seconds"] >= 60
     assert reconciled(store, young) == []
     deliver_alerts(store, stuck)
@@ -127,10 +127,10 @@ def test_pending_order_whose_fraud_check_was_lost_is_requeued_once(
 
     # a second sweep within the window does nothing more
     assert sweep(django_capture_on_commit_callbacks) == {}
-    assert queued("payments.check_fraud") == [] and len(reconciled(store, stuck)) == 1
+    assert queued("payments.screen_and_charge") == [] and len(reconciled(store, stuck)) == 1
 
     # the requeued task is the ordinary one: it moves the order on
-    tasks.check_fraud(str(stuck.pk), store.pk)
+    tasks.screen_and_charge(str(stuck.pk), store.pk)
     assert Order.all_stores.get(pk=stuck.pk).status == "payment_processing"
 
 
@@ -145,11 +145,11 @@ def test_a_deep_payments_queue_is_a_backlog_so_nothing_is_redriven_until_it_drai
     r.lpush("orders", *[waiting] * 3)  # fraud checks: the two queues count together
 
     assert sweep(django_capture_on_commit_callbacks) == {"skipped_backlog": 6}
-    assert reconciled(store, stuck) == [] and queued("payments.check_fraud") == []
+    assert reconciled(store, stuck) == [] and queued("payments.screen_and_charge") == []
 
     r.delete("payments", "orders")  # the workers caught up; the check is still missing: now it is lost
     assert sweep(django_capture_on_commit_callbacks) == {"fraud_check_requeued": 1}
-    assert queued("payments.check_fraud") == [[str(stuck.pk), store.pk]]
+    assert queued("payments.screen_and_charge") == [[str(stuck.pk), store.pk]]
 
 
 def test_an_order_whose_fraud_check_ran_is_not_requeued_even_if_still_pending(
@@ -160,7 +160,7 @@ def test_an_order_whose_fraud_check_ran_is_not_requeued_even_if_still_pending(
         store=store, order_id=order.pk, topic="fraud.checked", data={"decision": "approve"}
     )
     assert sweep(django_capture_on_commit_callbacks) == {}
-    assert queued("payments.check_fraud") == []
+    assert queued("payments.screen_and_charge") == []
 
 
 def test_reconciler_alerts_are_listed_and_filterable_in_the_api(
@@ -210,7 +210,7 @@ def test_a_stalled_payment_is_redriven_through_reconcile_payments_with_its_event
     store, product, django_capture_on_commit_callbacks
 ):
     order = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=order.pk)  # approved: payment opened, its task lost
+    services.screen_order(store=store, order_id=order.pk)  # approved: payment opened, its task lost
     payment = stale_payment(Payment.all_stores.get(order=order))
 
     assert sweep(django_capture_on_commit_callbacks) == {"payment_requeued": 1}
@@ -292,7 +292,7 @@ def test_unpaid_orders_expire_after_the_store_window(store, product, django_capt
     pending = frozen(create_order(store, (product, 1)), seconds=31 * 60)
     review = frozen(create_order(store, (product, 1)), status="fraud_review", seconds=31 * 60)
     processing = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=processing.pk)  # payment opened, never charged
+    services.screen_order(store=store, order_id=processing.pk)  # payment opened, never charged
     processing = frozen(processing, seconds=31 * 60)
     payment = stale_payment(Payment.all_stores.get(order=processing))
     young = frozen(create_order(store, (product, 1)), seconds=29 * 60)  # within the window
@@ -346,7 +346,7 @@ def test_an_order_is_not_expired_while_its_payment_may_still_charge(
     orders = []
     for _ in range(4):
         order = create_order(store, (product, 1))
-        services.check_fraud(store=store, order_id=order.pk)
+        services.screen_order(store=store, order_id=order.pk)
         orders.append(frozen(order, seconds=31 * 60))
     running, retry_due, unknown, definite = (Payment.all_stores.get(order=o) for o in orders)
     # 1. an attempt going on right now (touched just now)
@@ -386,7 +386,7 @@ def test_a_captured_payment_of_an_expired_order_is_refunded(
     store, product, gw, django_capture_on_commit_callbacks
 ):
     order = create_order(store, (product, 2))
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     payment = Payment.all_stores.get(order=order)
     assert services.attempt_charge(store=store, payment_id=payment.pk).outcome == "succeeded"
     # Frozen as a charge that landed just as the order expired, its refund message lost.
@@ -405,11 +405,11 @@ def test_a_captured_payment_of_an_expired_order_is_refunded(
 
 def test_the_charge_task_does_not_charge_an_order_that_expired_after_it_looked(store, product, gw):
     order = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     payment = Payment.all_stores.select_related("order").get(order=order)
     payment.store = payment.order.store = store  # what the task holds after its first look
 
-    order_services.expire_order(store=store, order=order, reason="test")
+    order_services.expire(store=store, order=order, reason="test")
     assert services._begin_attempt(payment) is None
     assert not PaymentAttempt.all_stores.filter(payment=payment).exists()
     assert gw.ledger(order_id=str(order.pk)) == []
@@ -454,12 +454,14 @@ def test_beat_runs_the_reconciler_every_minute_and_the_old_payment_sweep_entry_i
     assert not PeriodicTask.objects.filter(task="payments.reconcile_payments").exists()
 
 
-def test_fraud_checks_ride_the_orders_queue_and_charges_the_payments_queue():
+def test_the_screening_and_the_charge_share_one_task_on_the_payments_queue():
     from celery import current_app
 
     from orderflow.core.events import handlers_for
 
     route = current_app.amqp.router.route
-    assert route({}, "payments.check_fraud")["queue"].name == "orders"
+    assert route({}, "payments.screen_and_charge")["queue"].name == "payments"
     assert route({}, "payments.charge_payment")["queue"].name == "payments"
-    assert {h.queue for h in handlers_for("order.created") if h.name.startswith("payments.")} == {"orders"}
+    assert [(h.name, h.queue) for h in handlers_for("order.created") if h.name.startswith("payments.")] == [
+        ("payments.receivers.screen_and_charge", "payments")
+    ]

@@ -129,7 +129,7 @@ def test_a_refund_by_lines_with_restock_puts_the_units_back(api, store, order, g
     r = refund(api, order, {"lines": [{"sku": "TEE", "quantity": 2}]})
     assert r.status_code == 400 and "lines[0].quantity" in r.json()["error"]["fields"]
     # a cancel afterwards returns only the units not returned yet, and refunds the rest of the money
-    order_services.cancel_order(store=store, order=Order.all_stores.get(pk=order.pk), actor="t", reason="x")
+    order_services.cancel(store=store, order=Order.all_stores.get(pk=order.pk), actor="t", reason="x")
     assert tasks.refund_payment(str(payment_of(order).pk), store.pk) == "refunded"
     assert stock(tee) == (10, 0) and stock(mug) == (10, 0)
     assert [b["amount"] for b in gateway_refunds(gw, order)] == ["30.00", "25.00"]

@@ -32,7 +32,7 @@ def product(store):
 def run_pipeline(store, order) -> Order:
     """What `payment.retry_requested` / `order.created` set going: fraud check, then every charge
     turn until the payment is final."""
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     payment = services.ensure_payment(store=store, order_id=order.pk)
     if payment is not None:
         for _ in range(20):
@@ -77,7 +77,7 @@ def test_a_decline_then_an_operator_retry_with_the_same_card_is_paid_once(store,
     assert reopened.idempotency_key != first.idempotency_key  # its own key at the gateway
 
     order = run_pipeline(store, order)
-    assert (order.status, order.payment_status) == ("paid", "succeeded")
+    assert (order.status, order.payment_status) == ("fulfilling", "succeeded")
     assert stock(product) == (8, 0)
     [charge] = charges(gw, order)
     assert charge["idempotency_key"] == reopened.idempotency_key
@@ -108,7 +108,7 @@ def test_the_retry_is_refused_unless_payment_failed_and_a_second_post_changes_no
 
     order = run_pipeline(store, order)
     run_pipeline(store, order)  # a redelivered handler finds the work done
-    assert order.status == "paid" and len(charges(gw, order)) == 1
+    assert order.status == "fulfilling" and len(charges(gw, order)) == 1
     paid = retry_api(api, order)
     assert paid.status_code == 409 and paid.json()["error"]["code"] == "invalid_transition"
 
@@ -169,7 +169,7 @@ def test_the_tracking_page_offers_pay_again_only_while_the_payment_has_failed(st
     assert f'href="/track/{order.tracking_token}/pay"'.encode() in page.content
 
     paid = run_pipeline(store, create_order(store, (product, 1)))
-    assert paid.status == "paid"
+    assert paid.status == "fulfilling"
     assert b'id="pay-again"' not in client.get(f"/track/{paid.tracking_token}").content
     r = client.get(f"/track/{paid.tracking_token}/pay")
     assert r.status_code == 302 and r["Location"] == f"/track/{paid.tracking_token}"
@@ -213,7 +213,7 @@ def test_a_shopper_pays_again_with_a_new_card_from_the_public_page(store, gw, pr
     assert stock(product) == (10, 2)
 
     order = run_pipeline(store, order)
-    assert order.status == "paid" and len(charges(gw, order)) == 1
+    assert order.status == "fulfilling" and len(charges(gw, order)) == 1
     page = client.get(f"/track/{order.tracking_token}?payment=retried")
     assert b"Payment tried again" in page.content and b'id="pay-again"' not in page.content
 
@@ -248,7 +248,7 @@ def test_the_pay_again_page_is_throttled_per_ip_like_the_tracking_page(
 def test_cancelling_a_failed_order_drops_its_card(store, gw, product, django_capture_on_commit_callbacks):
     order = declined(store, gw, product)
     with django_capture_on_commit_callbacks(execute=True):
-        order_services.cancel_order(store=store, order=order, actor="test")
+        order_services.cancel(store=store, order=order, actor="test")
     assert vault.detokenize(store.pk, order.pk) is None
 
 

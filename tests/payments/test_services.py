@@ -7,12 +7,14 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from fraud import rules as fraud
+from fraud import services as fraud_services
 from orderflow.core import vault
 from orderflow.core.errors import InvalidTransition
 from orderflow.core.events import Event
-from orders import services as order_services
+from orderflow.core.statemachine import transition
 from orders.models import Order
-from payments import breaker, fraud, refunds, services
+from payments import breaker, refunds, services
 from payments.models import Payment, PaymentAttempt
 from tests.factories import make_product
 from tests.payments.helpers import (
@@ -35,7 +37,7 @@ def product(store):
 
 def approved(store, product, **kw):
     order = create_order(store, (product, 2), **kw)
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     order.refresh_from_db()
     assert order.status == "payment_processing"
     return order, Payment.all_stores.get(order=order)
@@ -67,7 +69,7 @@ def test_fraud_approve_moves_the_order_to_payment_and_opens_its_payment(store, p
 
 def test_fraud_review_holds_the_order_with_its_rule_hits(store, product):
     order = create_order(store, (product, 1), country="IR")
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     order.refresh_from_db()
     assert (order.status, order.risk_score, order.risk_decision) == ("fraud_review", 50, "review")
     assert [r["rule"] for r in order.risk_rules] == ["high_risk_country"]
@@ -79,7 +81,7 @@ def test_fraud_review_holds_the_order_with_its_rule_hits(store, product):
 def test_fraud_reject_rejects_the_order_and_releases_its_stock(store, product):
     order = create_order(store, (product, 3), country="IR", email="x@mailinator.com")
     assert stock(product) == (10, 3)
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     order.refresh_from_db()
     assert (order.status, order.risk_decision, order.risk_score) == ("rejected", "reject", 80)
     assert stock(product) == (10, 0)
@@ -89,7 +91,7 @@ def test_fraud_check_disabled_approves_with_score_zero(store, product):
     store.settings = {"fraud_check_enabled": False}
     store.save()
     order = create_order(store, (product, 1), country="IR", email="x@mailinator.com")
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     order.refresh_from_db()
     assert (order.status, order.risk_score, order.risk_decision) == ("payment_processing", 0, "approve")
 
@@ -98,7 +100,7 @@ def test_store_thresholds_and_limits_come_from_store_settings(store, product):
     store.settings = {"fraud_amount_limit": "30.00", "fraud_review_threshold": 40}
     store.save()
     order = create_order(store, (product, 2))
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     order.refresh_from_db()
     assert order.status == "fraud_review"
     assert order.risk_rules[0]["rule"] == "amount_over_limit"
@@ -106,8 +108,8 @@ def test_store_thresholds_and_limits_come_from_store_settings(store, product):
 
 def test_fraud_check_runs_once_per_order(store, product):
     order = create_order(store, (product, 1))
-    services.check_fraud(store=store, order_id=order.pk)
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     assert topics(store, order).count("fraud.checked") == 1
 
 
@@ -195,7 +197,7 @@ def test_counts_never_cross_stores(store, other_store, product):
 
 def test_approve_continues_a_held_order_to_payment(store, product):
     order = create_order(store, (product, 1), country="IR")
-    services.check_fraud(store=store, order_id=order.pk)
+    services.screen_order(store=store, order_id=order.pk)
     services.approve_order(store=store, order_id=order.pk, actor="ops")
     order.refresh_from_db()
     assert order.status == "payment_processing"
@@ -205,17 +207,17 @@ def test_approve_continues_a_held_order_to_payment(store, product):
 
 def test_reject_closes_a_held_order_and_releases_its_stock(store, product):
     order = create_order(store, (product, 4), country="IR")
-    services.check_fraud(store=store, order_id=order.pk)
-    services.reject_order(store=store, order_id=order.pk, actor="ops", reason="stolen card")
+    services.screen_order(store=store, order_id=order.pk)
+    fraud_services.reject(store=store, order_id=order.pk, actor="ops", reason="stolen card")
     order.refresh_from_db()
     assert order.status == "rejected" and stock(product) == (10, 0)
 
 
-@pytest.mark.parametrize("action", ["approve_order", "reject_order"])
+@pytest.mark.parametrize("action", ["approve", "reject"])
 def test_review_decisions_only_apply_to_orders_in_review(store, product, action):
     order, _ = approved(store, product)
     with pytest.raises(InvalidTransition):
-        getattr(services, action)(store=store, order_id=order.pk, actor="ops")
+        getattr(fraud_services, action)(store=store, order_id=order.pk, actor="ops")
 
 
 # ------------------------------------------------------------------------------- charging
@@ -228,7 +230,7 @@ def test_a_successful_charge_pays_the_order_and_commits_its_stock(store, product
     order.refresh_from_db()
     assert payment.status == "succeeded" and payment.attempts == 1
     assert payment.gateway_charge_id == gw.ledger()[0]["id"]
-    assert (order.status, order.payment_status, order.payment_attempts) == ("paid", "succeeded", 1)
+    assert (order.status, order.payment_status, order.payment_attempts) == ("fulfilling", "succeeded", 1)
     assert order.paid_at is not None
     assert stock(product) == (8, 0)
     processed = event(store, "payment.processed", order)
@@ -336,7 +338,7 @@ def test_an_expired_card_token_fails_without_calling_the_gateway(store, product,
 
 def test_a_cancelled_order_is_not_charged(store, product, gw):
     order, payment = approved(store, product)
-    order_services.change_status(order=order, to="cancelled", reason="customer")
+    transition(order, "cancelled", reason="customer")
     run_to_end(store, payment)
     assert (payment.status, payment.error_code) == ("failed", "order_cancelled")
     assert event(store, "payment.cancelled", order) is not None
@@ -424,7 +426,7 @@ def test_an_outage_longer_than_the_retry_budget_completes_counting_only_calls(st
     assert [s.outcome for s in release_and_charge(store)] == ["succeeded"]
     payment.refresh_from_db()
     order.refresh_from_db()
-    assert (payment.status, payment.attempts, order.status) == ("succeeded", 2, "paid")
+    assert (payment.status, payment.attempts, order.status) == ("succeeded", 2, "fulfilling")
     assert PaymentAttempt.all_stores.filter(payment=payment).count() == payment.attempts
     assert len(gw.ledger(order_id=str(order.pk))) == 1
 
@@ -518,7 +520,7 @@ def test_refunding_a_cancelled_paid_order(store, product, gw):
     order, payment = approved(store, product)
     run_to_end(store, payment)
     order.refresh_from_db()
-    order_services.change_status(order=order, to="cancelled", reason="customer")
+    transition(order, "cancelled", reason="customer")
     payment.refresh_from_db()
     assert refunds.payment_needs_refund(payment)
     assert refunds.refund_remaining(store=store, payment_id=payment.pk).outcome == "refunded"
