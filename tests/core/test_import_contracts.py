@@ -65,8 +65,14 @@ def stub_tree(tmp_path: Path) -> Path:
 
 
 def plant(root: Path, module: str, source: str) -> None:
-    path = root.joinpath(*module.split(".")[:-1], module.split(".")[-1] + ".py")
-    path.write_text(source)
+    """Write `module`; a parent that is a plain module becomes a package (same imports)."""
+    parts = module.split(".")
+    for i in range(1, len(parts)):
+        package, as_module = root.joinpath(*parts[:i]), root.joinpath(*parts[: i - 1], parts[i - 1] + ".py")
+        if as_module.is_file():
+            package.mkdir()
+            as_module.rename(package / "__init__.py")
+    root.joinpath(*parts[:-1], parts[-1] + ".py").write_text(source)
 
 
 def test_the_stub_project_keeps_every_contract(stub_tree):
