@@ -102,3 +102,33 @@ def get_webhook_delivery(
         return WebhookDelivery.objects.for_store(store).get(endpoint=endpoint, pk=uuid.UUID(str(delivery_id)))
     except (WebhookDelivery.DoesNotExist, ValueError):
         raise NotFound("No such delivery.")
+
+
+# ------------------------------------------------------- reads for the dashboard
+
+
+def state_machines() -> dict[str, type]:
+    """The machine this app declares (its TRANSITIONS table), by workflow step: what the
+    dashboard's workflow page draws, without reaching into alerts' models."""
+    return {"alert": Alert}
+
+
+def filter_choices() -> dict[str, list[tuple[str, str]]]:
+    """The (value, label) choices of the alert list's filters."""
+    return {
+        "statuses": list(Alert.Status.choices),
+        "kinds": list(Alert.Kind.choices),
+        "severities": list(Alert.Severity.choices),
+    }
+
+
+def open_critical_counts_by_store() -> dict[int, int]:
+    """Platform staff, every store at once: not-resolved critical alerts per store id (stores with
+    none are absent)."""
+    rows = (
+        Alert.all_stores.filter(status__in=Alert.ACTIVE_STATUSES, severity=Alert.Severity.CRITICAL)
+        .values("store_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {r["store_id"]: r["n"] for r in rows}

@@ -1,11 +1,10 @@
-"""Live push to browsers: committed events, alerts and (throttled) fresh stats, one Channels group
-per store on the Redis channel layer.
+"""Live push to browsers: one Channels group per store (and one per user) on the Redis channel
+layer, and the messages the sockets understand.
 
-Runs in whatever process published the event (the web process after a request commits, a
-worker, or the outbox dispatcher for a whole batch), so it must be cheap and must never raise into
-the publisher: every failure is logged and swallowed. Stats are not computed here: a throttle key
-(SET NX EX) lets at most one `dashboard.push_stats` task per store through every STATS_PUSH_EVERY
-seconds.
+Runs in whatever process published (the web process after a request commits, a worker, or the
+outbox dispatcher for a whole batch), so it must be cheap and must never raise into the
+publisher: every failure is logged and swallowed. This module only sends: what is pushed when
+events are published is receivers.py's, the throttled stats push is tasks.py's.
 """
 
 from __future__ import annotations
@@ -17,17 +16,10 @@ import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.core.cache import cache
 
 from orderflow.core.events import Event
 
 log = logging.getLogger("orderflow.dashboard.push")
-
-STATS_PUSH_EVERY = 2  # seconds, per store
-# The stats task waits this long so that the burst of events that woke it is counted.
-STATS_PUSH_DELAY = 1.0
-# The throttle key outlives a dead worker's chain by this much at most.
-STATS_LOCK_TTL = 15
 
 
 def group_name(store_id: int) -> str:
@@ -113,48 +105,6 @@ def alert_message(event: Event) -> dict[str, Any]:
     alert["at"] = event.created_at.isoformat()
     alert["order_id"] = str(event.order_id) if event.order_id else None
     return {"type": "alert", "alert": alert}
-
-
-def push_events(events: list[Event]) -> None:
-    """The events_published receiver's body: per store, every event (and the alert, if it is
-    one) in one channel-layer send, then maybe stats once for the store."""
-    by_store: dict[int, list[dict[str, Any]]] = {}
-    for event in events:
-        try:
-            messages = by_store.setdefault(event.store_id, [])
-            messages.append({"type": "event", "event": event.as_message()})
-            if event.topic.startswith("alert."):
-                messages.append(alert_message(event))
-        except Exception:
-            log.exception("live push of event %s failed", getattr(event, "pk", None))
-    for store_id, messages in by_store.items():
-        send_many(store_id, messages)
-        schedule_stats(store_id)
-
-
-def lock_key(store_id: int) -> str:
-    return f"dashboard:stats-push:{store_id}"
-
-
-def dirty_key(store_id: int) -> str:
-    return f"dashboard:stats-dirty:{store_id}"
-
-
-def schedule_stats(store_id: int) -> bool:
-    """At most one stats push per store every STATS_PUSH_EVERY seconds, without losing the last
-    change: the first event takes the key (SET NX EX) and schedules the task; events while the
-    key is held only mark the store dirty, and the task re-runs once more if it was."""
-    try:
-        if cache.add(lock_key(store_id), 1, timeout=STATS_LOCK_TTL):
-            from .tasks import push_stats
-
-            push_stats.apply_async(args=[store_id], countdown=STATS_PUSH_DELAY)
-            return True
-        cache.set(dirty_key(store_id), 1, timeout=60)
-        return False
-    except Exception:
-        log.exception("stats push for store %s not scheduled", store_id)
-        return False
 
 
 def stats_message(stats: dict[str, Any]) -> dict[str, Any]:

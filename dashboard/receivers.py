@@ -6,20 +6,43 @@ Not `on_event` handlers: the push needs no worker hop and no dedupe row, it ride
 the outbox dispatcher sends). The membership and logout messages are a courtesy that makes the
 close immediate; the sockets' periodic re-check (consumers.py) is what guarantees it."""
 
+import logging
+from typing import Any
+
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from orderflow.core.events import events_published
+from orderflow.core.events import Event, events_published
 from orderflow.core.tenancy import StoreMembership
 
-from .push import push_events, send_to_user
+from .push import alert_message, send_many, send_to_user
+from .tasks import schedule_stats
+
+log = logging.getLogger("orderflow.dashboard.push")
 
 
 @receiver(events_published, dispatch_uid="dashboard.push_events")
 def on_events_published(sender, events, **kwargs):
     push_events(events)
+
+
+def push_events(events: list[Event]) -> None:
+    """Per store, every event (and the alert, if it is one) in one channel-layer send, then maybe
+    stats once for the store. Never raises into the publisher (each failure is logged)."""
+    by_store: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        try:
+            messages = by_store.setdefault(event.store_id, [])
+            messages.append({"type": "event", "event": event.as_message()})
+            if event.topic.startswith("alert."):
+                messages.append(alert_message(event))
+        except Exception:
+            log.exception("live push of event %s failed", getattr(event, "pk", None))
+    for store_id, messages in by_store.items():
+        send_many(store_id, messages)
+        schedule_stats(store_id)
 
 
 @receiver(post_delete, sender=StoreMembership, dispatch_uid="dashboard.membership_removed")

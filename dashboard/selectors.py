@@ -1,5 +1,6 @@
 """Reads behind the dashboard: the stats, and what each page shows. Every function takes the store
-first; none loops over orders in Python (counts, sums and medians are SQL aggregates).
+first; none loops over orders in Python (counts, sums and medians are SQL aggregates). Another
+app's data is read through that app's selectors, never its models: the dashboard shapes it.
 
 Windows: "today" starts at midnight in TIME_ZONE; the rates and medians cover the last 7 days of
 orders (by `created_at`), so one indexed range scan of (store, created_at) feeds all of them.
@@ -14,26 +15,23 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from alerts import selectors as alert_selectors
-from alerts.models import Alert
+from fulfillment import selectors as fulfillment_selectors
 from fulfillment import services as fulfillment_services
-from fulfillment.models import Fulfillment, Shipment
-from inventory.models import StockLevel
+from inventory import selectors as inventory_selectors
+from orderflow.core.aggregates import Median, Seconds, median_by_offset, supports_median
 from orderflow.core.events import Event, registered_handlers
 from orderflow.core.statemachine import graph
 from orderflow.core.tenancy import Store, StoreKeyThrottle
 from orderflow.core.topics import STEPS, TOPICS, topics_of_box
-from orders.models import IdempotencyRecord, Order
+from orders import selectors as order_selectors
 from payments import breaker
 from payments import selectors as payment_selectors
 from payments import services as payment_services
-from payments.models import Payment
-
-from .aggregates import Median, Seconds, median_by_offset, supports_median
 
 RECENT_ORDERS = 10
 LOW_STOCK_LIMIT = 50
@@ -56,70 +54,13 @@ def start_of_today(now: datetime | None = None) -> datetime:
 # ------------------------------------------------------------------------------------ stats
 
 
-def orders_by_status(store: Store) -> dict[str, int]:
-    """Every status present, zero when empty (one GROUP BY on the (store, status, created) index)."""
-    counts = {s.value: 0 for s in Order.Status}
-    rows = Order.all_stores.filter(store=store).values("status").annotate(n=Count("pk")).order_by()
-    for row in rows:
-        counts[row["status"]] = row["n"]
-    return counts
-
-
-def orders_retrying_payment(store: Store) -> int:
-    """Retrying orders are `payment_processing` by definition, so the status index finds them."""
-    return Order.all_stores.filter(
-        store=store, status=Order.Status.PAYMENT_PROCESSING, payment_status=Order.PaymentStatus.RETRYING
-    ).count()
-
-
 def window_figures(store: Store, now: datetime | None = None) -> dict[str, Any]:
     """Orders and revenue today / last hour / last 7 days, success and fulfillment rates, medians —
-    one aggregate over the last 7 days of the store's orders.
-
-    Revenue = totals of orders whose payment succeeded (refunded money is not revenue)."""
+    one aggregate over the last 7 days of the store's orders (orders' selectors)."""
     now = now or timezone.now()
-    week_ago, hour_ago, today = now - timedelta(days=7), now - timedelta(hours=1), start_of_today(now)
-    since = min(week_ago, today)
-    captured = Q(payment_status=Order.PaymentStatus.SUCCEEDED)
-    paid = Q(paid_at__isnull=False)
-    shipped = Q(paid_at__isnull=False, shipped_at__isnull=False)
-    qs = Order.all_stores.filter(store=store, created_at__gte=since)
-    aggregates: dict[str, Any] = {
-        "orders_7d": Count("pk", filter=Q(created_at__gte=week_ago)),
-        "orders_today": Count("pk", filter=Q(created_at__gte=today)),
-        "orders_hour": Count("pk", filter=Q(created_at__gte=hour_ago)),
-        "revenue_7d": Sum("total", filter=captured & Q(created_at__gte=week_ago)),
-        "revenue_today": Sum("total", filter=captured & Q(created_at__gte=today)),
-        "revenue_hour": Sum("total", filter=captured & Q(created_at__gte=hour_ago)),
-        "pay_ok": Count(
-            "pk",
-            filter=Q(created_at__gte=week_ago)
-            & Q(
-                payment_status__in=[
-                    Order.PaymentStatus.SUCCEEDED,
-                    Order.PaymentStatus.PARTIALLY_REFUNDED,
-                    Order.PaymentStatus.REFUNDED,
-                ]
-            ),
-        ),
-        "pay_failed": Count(
-            "pk", filter=Q(created_at__gte=week_ago, payment_status=Order.PaymentStatus.FAILED)
-        ),
-        "paid_n": Count("pk", filter=paid & Q(created_at__gte=week_ago)),
-        "shipped_n": Count("pk", filter=shipped & Q(created_at__gte=week_ago)),
-    }
-    if supports_median():
-        aggregates["median_paid"] = Median(
-            Seconds("paid_at", "created_at"), filter=paid & Q(created_at__gte=week_ago)
-        )
-        aggregates["median_shipped"] = Median(
-            Seconds("shipped_at", "paid_at"), filter=shipped & Q(created_at__gte=week_ago)
-        )
-    row = qs.aggregate(**aggregates)
-    if not supports_median():
-        window = qs.filter(created_at__gte=week_ago)
-        row["median_paid"] = median_by_offset(window.filter(paid), Seconds("paid_at", "created_at"))
-        row["median_shipped"] = median_by_offset(window.filter(shipped), Seconds("shipped_at", "paid_at"))
+    row = order_selectors.window_figures(
+        store, week_ago=now - timedelta(days=7), hour_ago=now - timedelta(hours=1), today=start_of_today(now)
+    )
     return {
         "orders": {
             "today": row["orders_today"],
@@ -142,27 +83,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def stock_levels(store: Store) -> QuerySet[StockLevel]:
-    """Every SKU's level with `available_qty` and `low` annotated, lowest availability first."""
-    return (
-        StockLevel.all_stores.filter(store=store)
-        .select_related("product")
-        .annotate(available_qty=F("on_hand") - F("reserved"))
-        .annotate(
-            low=ExpressionWrapper(Q(available_qty__lte=F("low_stock_threshold")), output_field=BooleanField())
-        )
-        .order_by("available_qty", "product__sku")
-    )
-
-
 def low_stock(store: Store, limit: int = LOW_STOCK_LIMIT) -> list[dict[str, Any]]:
-    rows = (
-        stock_levels(store)
-        .filter(available_qty__lte=F("low_stock_threshold"))
-        .values(
-            "product__sku", "product__name", "on_hand", "reserved", "available_qty", "low_stock_threshold"
-        )[:limit]
-    )
+    rows = inventory_selectors.lowest_available(store).values(
+        "product__sku", "product__name", "on_hand", "reserved", "available_qty", "low_stock_threshold"
+    )[:limit]
     return [
         {
             "sku": r["product__sku"],
@@ -177,20 +101,14 @@ def low_stock(store: Store, limit: int = LOW_STOCK_LIMIT) -> list[dict[str, Any]
 
 
 def idempotent_replays_today(store: Store, now: datetime | None = None) -> int:
-    """Duplicates answered from a stored response, on keys replayed today (`replays` counts every
-    replay of a key, so a key also replayed yesterday counts those too: keys live ~48 h)."""
-    total = IdempotencyRecord.all_stores.filter(
-        store=store, last_replayed_at__gte=start_of_today(now)
-    ).aggregate(n=Sum("replays"))["n"]
-    return total or 0
+    return order_selectors.idempotent_replays_since(store, start_of_today(now))
 
 
 def recent_orders(store: Store, limit: int = RECENT_ORDERS) -> list[dict[str, Any]]:
-    rows = Order.all_stores.filter(store=store).order_by("-created_at")[:limit]
-    return [order_summary(o) for o in rows]
+    return [order_summary(o) for o in order_selectors.recent_orders(store, limit)]
 
 
-def order_summary(order: Order) -> dict[str, Any]:
+def order_summary(order: Any) -> dict[str, Any]:
     return {
         "id": str(order.pk),
         "number": order.number,
@@ -211,9 +129,9 @@ def stats(store: Store, now: datetime | None = None) -> dict[str, Any]:
         "store": store.slug,
         "currency": store.currency,
         "generated_at": now.isoformat(),
-        "orders_by_status": orders_by_status(store),
+        "orders_by_status": order_selectors.count_by_status(store),
         **window_figures(store, now),
-        "orders_retrying_payment": orders_retrying_payment(store),
+        "orders_retrying_payment": order_selectors.count_retrying_payment(store),
         "low_stock_skus": low_stock(store),
         "open_alerts_by_severity": alert_selectors.open_alert_counts_by_severity(store),
         "idempotent_replays_today": idempotent_replays_today(store, now),
@@ -278,7 +196,7 @@ def workflow_graph() -> dict[str, Any]:
     machine's states and moves (a move to `s` emits `<prefix>.<s>`), and each handler's topics
     and queue. The workflow page draws exactly this."""
     machines = []
-    for model in (Order, Payment, Fulfillment, Shipment, Alert):
+    for model in MACHINES.values():
         table = graph(model)
         initial = str(model._meta.get_field("status").default)
         machines.append(
@@ -297,12 +215,12 @@ def workflow_graph() -> dict[str, Any]:
     return {"machines": machines, "handlers": handlers}
 
 
-MACHINES = {
-    "order": Order,
-    "payment": Payment,
-    "fulfillment": Fulfillment,
-    "shipment": Shipment,
-    "alert": Alert,
+# Every state machine, by workflow step, as the owning apps declare them (left to right).
+MACHINES: dict[str, type] = {
+    **order_selectors.state_machines(),
+    **payment_selectors.state_machines(),
+    **fulfillment_selectors.state_machines(),
+    **alert_selectors.state_machines(),
 }
 STEP_TITLES = {
     "order": "Order",
@@ -385,11 +303,7 @@ def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list
 
 def retrying_payments(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     """Payments between attempts right now, soonest next attempt first."""
-    rows = (
-        payment_selectors.payments(store)
-        .filter(status=Payment.Status.PROCESSING, next_retry_at__isnull=False, waiting_since__isnull=True)
-        .order_by("next_retry_at")[:limit]
-    )
+    rows = payment_selectors.retrying_payments(store)[:limit]
     return [
         {
             "order_id": str(p.order_id),
@@ -512,24 +426,8 @@ def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or timezone.now()
     day_ago, window = now - timedelta(hours=24), 15
     recent_since = now - timedelta(minutes=window)
-    figures = {
-        r["store_id"]: r
-        for r in Order.all_stores.filter(created_at__gte=day_ago)
-        .values("store_id")
-        .annotate(
-            revenue=Sum("total", filter=Q(payment_status=Order.PaymentStatus.SUCCEEDED)),
-            orders_24h=Count("pk"),
-            recent=Count("pk", filter=Q(created_at__gte=recent_since)),
-        )
-        .order_by()
-    }
-    critical = {
-        r["store_id"]: r["n"]
-        for r in Alert.all_stores.filter(status__in=Alert.ACTIVE_STATUSES, severity=Alert.Severity.CRITICAL)
-        .values("store_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
+    figures = order_selectors.figures_by_store(since=day_ago, recent_since=recent_since)
+    critical = alert_selectors.open_critical_counts_by_store()
     throttled = throttled_store_ids()
     out = []
     for store in Store.objects.order_by("slug"):
@@ -540,7 +438,7 @@ def stores_overview(now: datetime | None = None) -> list[dict[str, Any]]:
                 "open_critical_alerts": critical.get(store.pk, 0),
                 "healthy": not critical.get(store.pk, 0),
                 "revenue_24h": _money(f.get("revenue")),
-                "orders_24h": f.get("orders_24h", 0),
+                "orders_24h": f.get("orders", 0),
                 "orders_per_minute": round(f.get("recent", 0) / window, 2),
                 "throttled": None if throttled is None else store.pk in throttled,
                 "fraud_check_enabled": bool(store.setting("fraud_check_enabled")),

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orders.models import Order
+from orderflow.core.statemachine import graph
+from orders import selectors as order_selectors
 
 from .templatetags.dashboard_tags import duration
 
@@ -38,7 +39,8 @@ def happy_path(table: dict | None = None, start: str = "pending", goal: str = "d
     """The states every order that reaches `goal` passes through, in order: the states that cannot
     be skipped on the way (fraud review can: pending goes straight to payment), derived from the
     transition table, so a new mandatory state shows up here by itself."""
-    table = {str(k): {str(v) for v in vs} for k, vs in (table or Order.TRANSITIONS).items()}
+    table = table or graph(order_selectors.state_machines()["order"])
+    table = {str(k): {str(v) for v in vs} for k, vs in table.items()}
 
     def reaches(without: str) -> bool:
         seen, todo = {start}, [start]
@@ -64,7 +66,7 @@ def happy_path(table: dict | None = None, start: str = "pending", goal: str = "d
     return sorted(needed, key=lambda s: depth.get(s, 0))
 
 
-def stepper(order: Order, topics: list[str]) -> dict[str, Any]:
+def stepper(order: Any, topics: list[str]) -> dict[str, Any]:
     """The steps with `done` / `current` / `todo`; an order off the path (held for review, or
     stopped: cancelled, rejected, expired, payment failed) shows where it got to and why."""
     path = happy_path()
@@ -82,7 +84,7 @@ def stepper(order: Order, topics: list[str]) -> dict[str, Any]:
         for i, s in enumerate(path)
     ]
     off = None if order.status in path else order.status.replace("_", " ")
-    stopped = order.status in Order.FINAL_STATUSES and order.status not in path
+    stopped = order.status in order_selectors.final_statuses() and order.status not in path
     if stopped:
         steps[current]["at"] = "stopped"
     return {"steps": steps, "off_path": off, "stopped": stopped}
@@ -91,7 +93,7 @@ def stepper(order: Order, topics: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ sentences
 
 
-def _card(order: Order) -> str:
+def _card(order: Any) -> str:
     if order.card_last4:
         return f" ({order.card_brand or 'card'} •••• {order.card_last4})"
     return ""
@@ -102,11 +104,11 @@ def _because(d: dict) -> str:
     return f": {reason}" if reason else ""
 
 
-def _order_state(state: str, text: str) -> Callable[[dict, Order], str]:
+def _order_state(state: str, text: str) -> Callable[[dict, Any], str]:
     return lambda d, o: text + (_because(d) if state in ("cancelled", "rejected", "expired") else "")
 
 
-SENTENCES: dict[str, Callable[[dict, Order], str]] = {
+SENTENCES: dict[str, Callable[[dict, Any], str]] = {
     "order.created": lambda d, o: (
         f"Order #{d.get('number', o.number)} placed: {d.get('units', d.get('item_count', '?'))} item(s) "
         f"for {money(d.get('total', o.total), d.get('currency', o.currency))}"
@@ -191,7 +193,7 @@ SENTENCES: dict[str, Callable[[dict, Order], str]] = {
 }
 
 
-def sentence(topic: str, data: dict | None, order: Order) -> str:
+def sentence(topic: str, data: dict | None, order: Any) -> str:
     say = SENTENCES.get(topic)
     if say is None:
         return topic.replace(".", ": ", 1).replace("_", " ").capitalize()

@@ -32,16 +32,13 @@ from django.views.decorators.http import require_POST
 
 from alerts import selectors as alert_selectors
 from alerts import services as alert_services
-from alerts.models import Alert
 from fraud import services as fraud_services
 from fulfillment import selectors as fulfillment_selectors
 from fulfillment import services as fulfillment_services
-from fulfillment.models import Fulfillment
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
 from orderflow.core.errors import DomainError, ValidationFailed
 from orderflow.core.permissions import Perm, can, perms_in_store
-from orderflow.core.statemachine import allowed
 from orderflow.core.store_settings import (
     store_settings,
     store_timezone,
@@ -53,7 +50,6 @@ from orderflow.core.tenancy import Store, actor_name, stores_for_user, use_store
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.idempotency import fingerprint
-from orders.models import Order
 from payments import refunds as payment_refunds
 from payments import retry as payment_retry
 from payments import selectors as payment_selectors
@@ -227,7 +223,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _place_test_order(request: HttpRequest, data: dict[str, Any]) -> Order | None:
+def _place_test_order(request: HttpRequest, data: dict[str, Any]) -> Any:
     """The same service as `POST /api/v1/orders`, with a fresh idempotency key per click."""
     email = data.get("email") or f"test+{uuid.uuid4().hex[:8]}@example.com"
     payload = {
@@ -294,7 +290,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
         page_obj=pg,
         filters=f,
         query=query,
-        statuses=Order.Status.choices,
+        statuses=order_selectors.status_choices(),
     )
 
 
@@ -356,8 +352,8 @@ class _OrderContext:
     """What an order action works on: the page's request, the order and its fulfillment."""
 
     request: HttpRequest
-    order: Order
-    fulfillment: Fulfillment | None
+    order: Any  # orders' Order
+    fulfillment: Any  # fulfillment's Fulfillment, or None before the order is paid
 
     @property
     def store(self) -> Store:
@@ -371,7 +367,7 @@ class _OrderContext:
     def reason(self) -> str:
         return self.request.POST.get("reason", "").strip()[:200]
 
-    def need_fulfillment(self) -> Fulfillment:
+    def need_fulfillment(self) -> Any:
         if self.fulfillment is None:
             raise DomainError("This order has no fulfillment yet.", code="invalid_transition", status=409)
         return self.fulfillment
@@ -416,34 +412,27 @@ def _ship(c: _OrderContext) -> None:
     fulfillment_services.ship(store=c.store, fulfillment=c.need_fulfillment(), carrier=carrier, actor=c.actor)
 
 
-_F = Fulfillment.Status
-
-
 @dataclass(frozen=True)
 class OrderAction:
     """One button of the order page: the permission it needs, when the order's state offers it,
     what it runs and what it says. The check and the action are one entry."""
 
     perm: Perm
-    offered: Callable[[Order, Fulfillment | None], bool]
+    offered: Callable[[Any, Any], bool]  # (order, fulfillment or None)
     run: Callable[[_OrderContext], Any]
     done: str
-
-
-def _fs(f: Fulfillment | None) -> str | None:
-    return f.status if f else None
 
 
 ORDER_ACTIONS: dict[str, OrderAction] = {
     "approve": OrderAction(
         Perm.MANAGE_ORDERS,
-        lambda o, f: o.status == Order.Status.FRAUD_REVIEW,
+        lambda o, f: order_selectors.in_fraud_review(o),
         lambda c: payment_services.approve_order(store=c.store, order_id=c.order.pk, actor=c.actor),
         "Approved: on to payment.",
     ),
     "reject": OrderAction(
         Perm.MANAGE_ORDERS,
-        lambda o, f: o.status == Order.Status.FRAUD_REVIEW,
+        lambda o, f: order_selectors.in_fraud_review(o),
         lambda c: fraud_services.reject(store=c.store, order_id=c.order.pk, actor=c.actor, reason=c.reason),
         "Rejected.",
     ),
@@ -457,7 +446,7 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
     ),
     "cancel": OrderAction(
         Perm.MANAGE_ORDERS,
-        lambda o, f: allowed(o, Order.Status.CANCELLED),
+        lambda o, f: order_selectors.can_cancel(o),
         lambda c: order_services.cancel(
             store=c.store, order=c.order, actor=c.actor, reason=c.reason or "cancelled by operator"
         ),
@@ -465,32 +454,34 @@ ORDER_ACTIONS: dict[str, OrderAction] = {
     ),
     "pick": OrderAction(
         Perm.MANAGE_FULFILLMENT,
-        lambda o, f: _fs(f) in (_F.PENDING, _F.PICKING),
+        lambda o, f: "pick" in fulfillment_selectors.next_steps(f),
         lambda c: fulfillment_services.pick(store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor),
         "Picked.",
     ),
-    "pack": OrderAction(Perm.MANAGE_FULFILLMENT, lambda o, f: _fs(f) == _F.PICKING, _pack, "Packed."),
+    "pack": OrderAction(
+        Perm.MANAGE_FULFILLMENT, lambda o, f: "pack" in fulfillment_selectors.next_steps(f), _pack, "Packed."
+    ),
     "ready": OrderAction(
         Perm.MANAGE_FULFILLMENT,
-        lambda o, f: _fs(f) == _F.PACKED,
+        lambda o, f: "mark_ready" in fulfillment_selectors.next_steps(f),
         lambda c: fulfillment_services.mark_ready(
             store=c.store, fulfillment=c.need_fulfillment(), actor=c.actor
         ),
         "Ready to ship.",
     ),
-    "ship": OrderAction(Perm.MANAGE_FULFILLMENT, lambda o, f: _fs(f) == _F.READY_TO_SHIP, _ship, "Shipped."),
+    "ship": OrderAction(
+        Perm.MANAGE_FULFILLMENT, lambda o, f: "ship" in fulfillment_selectors.next_steps(f), _ship, "Shipped."
+    ),
     "refund": OrderAction(
         Perm.MANAGE_ORDERS,
-        lambda o, f: (
-            o.payment_status in (Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.PARTIALLY_REFUNDED)
-        ),
+        lambda o, f: order_selectors.has_refundable_payment(o),
         _refund,
         "Refunded.",
     ),
 }
 
 
-def _order_actions(request: HttpRequest, order: Order, fulfillment: Fulfillment | None) -> dict[str, bool]:
+def _order_actions(request: HttpRequest, order: Any, fulfillment: Any) -> dict[str, bool]:
     """The buttons to show: the order's state offers the action and the user may use it."""
     return {
         name: a.perm in request.store_perms and a.offered(order, fulfillment)
@@ -567,9 +558,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         "alerts",
         page_obj=pg,
         filters=f,
-        statuses=Alert.Status.choices,
-        kinds=Alert.Kind.choices,
-        severities=Alert.Severity.choices,
+        **alert_selectors.filter_choices(),
     )
 
 

@@ -50,3 +50,26 @@ def get_fulfillment(store: Store, fulfillment_id: Any) -> Fulfillment:
 
 def shipment_for_order(store: Store, order_id: Any) -> Shipment | None:
     return Shipment.objects.for_store(store).filter(order_id=order_id).order_by("-created_at").first()
+
+
+# ------------------------------------------------------- vocabulary for other apps
+
+
+def state_machines() -> dict[str, type]:
+    """The machines this app declares (their TRANSITIONS tables), by workflow step: what the
+    dashboard's workflow page draws, without reaching into fulfillment's models."""
+    return {"fulfillment": Fulfillment, "shipment": Shipment}
+
+
+def next_steps(fulfillment: Fulfillment | None) -> set[str]:
+    """The services the fulfillment's state accepts now, by name: `pick` (pending or picking: a
+    pick may come in several goes), `pack`, `mark_ready`, `ship`. Empty without a fulfillment."""
+    if fulfillment is None:
+        return set()
+    fs = Fulfillment.Status
+    return {
+        fs.PENDING: {"pick"},
+        fs.PICKING: {"pick", "pack"},
+        fs.PACKED: {"mark_ready"},
+        fs.READY_TO_SHIP: {"ship"},
+    }.get(fulfillment.status, set())

@@ -278,3 +278,14 @@ def reservation_holders(
         .order_by("order_id")
         .values_list("order_id", flat=True)[:batch]
     )
+
+
+def lowest_available(store: Store) -> QuerySet[StockLevel]:
+    """SKUs at or under their threshold, the least available first: each level with its product and
+    `available_qty` (on hand - reserved) annotated. What the dashboard's stats list."""
+    return (
+        filter_stock_levels(StockLevel.all_stores.for_store(_require(store)), low=True)
+        .select_related("product")
+        .annotate(available_qty=F("on_hand") - F("reserved"))
+        .order_by("available_qty", "product__sku")
+    )

@@ -7,15 +7,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from orderflow.core import statemachine
+from orderflow.core.aggregates import Median, Seconds, median_by_offset, supports_median
 from orderflow.core.errors import NotFound, ValidationFailed
 from orderflow.core.events import Event
 from orderflow.core.tenancy import NoStoreInContext, Store
 
-from .models import Order
+from .models import IdempotencyRecord, Order
 
 
 def _require(store: Store | None) -> Store:
@@ -266,3 +268,119 @@ def tracking(order: Order, *, public: bool) -> dict[str, Any]:
         result["customer"] = {"name": order.customer_name, "email": order.customer_email}
         result["shipping"] = {"city": order.shipping_city, "country": order.shipping_country}
     return result
+
+
+# ------------------------------------------------------- figures and vocabulary for other apps
+
+
+def state_machines() -> dict[str, type]:
+    """The machines this app declares (their TRANSITIONS tables), by workflow step: what the
+    dashboard's workflow page and timeline draw, without reaching into orders' models."""
+    return {"order": Order}
+
+
+def status_choices() -> list[tuple[str, str]]:
+    """The order statuses as (value, label), for a filter's choices."""
+    return list(Order.Status.choices)
+
+
+def final_statuses() -> frozenset[str]:
+    return frozenset(Order.FINAL_STATUSES)
+
+
+def in_fraud_review(order: Order) -> bool:
+    return order.status == Order.Status.FRAUD_REVIEW
+
+
+def can_cancel(order: Order) -> bool:
+    """The order's table allows `cancelled` from where it stands."""
+    return statemachine.allowed(order, Order.Status.CANCELLED)
+
+
+def has_refundable_payment(order: Order) -> bool:
+    """Money was taken and not all of it given back."""
+    return order.payment_status in (Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.PARTIALLY_REFUNDED)
+
+
+def count_by_status(store: Store) -> dict[str, int]:
+    """Every status present, zero when empty (one GROUP BY on the (store, status, created) index)."""
+    counts = {s.value: 0 for s in Order.Status}
+    rows = Order.all_stores.filter(store=store).values("status").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def count_retrying_payment(store: Store) -> int:
+    """Retrying orders are `payment_processing` by definition, so the status index finds them."""
+    return Order.all_stores.filter(
+        store=store, status=Order.Status.PAYMENT_PROCESSING, payment_status=Order.PaymentStatus.RETRYING
+    ).count()
+
+
+def window_figures(
+    store: Store, *, week_ago: datetime, hour_ago: datetime, today: datetime
+) -> dict[str, Any]:
+    """Orders and revenue today / last hour / last 7 days, payment outcomes, paid and shipped counts
+    and the median seconds accepted->paid and paid->shipped over 7 days: one aggregate over the
+    last 7 days of the store's orders (one indexed range scan of (store, created_at)).
+
+    Revenue = totals of orders whose payment succeeded (refunded money is not revenue)."""
+    since = min(week_ago, today)
+    captured = Q(payment_status=Order.PaymentStatus.SUCCEEDED)
+    paid = Q(paid_at__isnull=False)
+    shipped = Q(paid_at__isnull=False, shipped_at__isnull=False)
+    week = Q(created_at__gte=week_ago)
+    qs = Order.all_stores.filter(store=store, created_at__gte=since)
+    ok = [Order.PaymentStatus.SUCCEEDED, Order.PaymentStatus.PARTIALLY_REFUNDED, Order.PaymentStatus.REFUNDED]
+    aggregates: dict[str, Any] = {
+        "orders_7d": Count("pk", filter=week),
+        "orders_today": Count("pk", filter=Q(created_at__gte=today)),
+        "orders_hour": Count("pk", filter=Q(created_at__gte=hour_ago)),
+        "revenue_7d": Sum("total", filter=captured & week),
+        "revenue_today": Sum("total", filter=captured & Q(created_at__gte=today)),
+        "revenue_hour": Sum("total", filter=captured & Q(created_at__gte=hour_ago)),
+        "pay_ok": Count("pk", filter=week & Q(payment_status__in=ok)),
+        "pay_failed": Count("pk", filter=week & Q(payment_status=Order.PaymentStatus.FAILED)),
+        "paid_n": Count("pk", filter=paid & week),
+        "shipped_n": Count("pk", filter=shipped & week),
+    }
+    if supports_median():
+        aggregates["median_paid"] = Median(Seconds("paid_at", "created_at"), filter=paid & week)
+        aggregates["median_shipped"] = Median(Seconds("shipped_at", "paid_at"), filter=shipped & week)
+    row = qs.aggregate(**aggregates)
+    if not supports_median():
+        window = qs.filter(week)
+        row["median_paid"] = median_by_offset(window.filter(paid), Seconds("paid_at", "created_at"))
+        row["median_shipped"] = median_by_offset(window.filter(shipped), Seconds("shipped_at", "paid_at"))
+    return row
+
+
+def idempotent_replays_since(store: Store, since: datetime) -> int:
+    """Duplicates answered from a stored response, on keys replayed since `since` (`replays` counts
+    every replay of a key, so a key also replayed earlier counts those too: keys live ~48 h)."""
+    total = IdempotencyRecord.all_stores.filter(store=store, last_replayed_at__gte=since).aggregate(
+        n=Sum("replays")
+    )["n"]
+    return total or 0
+
+
+def recent_orders(store: Store, limit: int) -> QuerySet[Order]:
+    """The store's newest orders, newest first."""
+    return Order.all_stores.filter(store=store).order_by("-created_at")[:limit]
+
+
+def figures_by_store(*, since: datetime, recent_since: datetime) -> dict[int, dict[str, Any]]:
+    """Platform staff, every store at once (grouped by store, not one query per store): revenue and
+    orders since `since`, and orders since `recent_since`, keyed by store id."""
+    rows = (
+        Order.all_stores.filter(created_at__gte=since)
+        .values("store_id")
+        .annotate(
+            revenue=Sum("total", filter=Q(payment_status=Order.PaymentStatus.SUCCEEDED)),
+            orders=Count("pk"),
+            recent=Count("pk", filter=Q(created_at__gte=recent_since)),
+        )
+        .order_by()
+    )
+    return {r["store_id"]: r for r in rows}

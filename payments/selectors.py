@@ -62,3 +62,23 @@ def waiting_payments(store: Store, limit: int = 100) -> QuerySet[Payment]:
         .filter(waiting_since__isnull=False, status__in=[Payment.Status.PENDING, Payment.Status.PROCESSING])
         .order_by("waiting_since", "created_at")[:limit]
     )
+
+
+# ------------------------------------------------------- reads for other apps
+
+
+def state_machines() -> dict[str, type]:
+    """The machines this app declares (their TRANSITIONS tables), by workflow step: what the
+    dashboard's workflow page draws, without reaching into payments' models."""
+    return {"payment": Payment}
+
+
+def retrying_payments(store: Store) -> QuerySet[Payment]:
+    """Payments between attempts right now (not the ones waiting out an outage), with their
+    order, soonest next attempt first."""
+    return (
+        payments(store)
+        .filter(status=Payment.Status.PROCESSING, next_retry_at__isnull=False, waiting_since__isnull=True)
+        .select_related("order")
+        .order_by("next_retry_at")
+    )

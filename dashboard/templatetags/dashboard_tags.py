@@ -1,6 +1,10 @@
 """Small formatting filters for the dashboard templates (the JS formats live updates the same way)."""
 
+import json
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -32,10 +36,6 @@ def days(value) -> str:
 @register.filter
 def clock(value) -> str:
     """24 h time in the active (the store's) time zone, from a datetime or an ISO 8601 string."""
-    from datetime import datetime
-
-    from django.utils import timezone
-
     if not value:
         return "—"
     if isinstance(value, str):
@@ -67,6 +67,4 @@ def get(mapping, key):
 
 @register.filter
 def pretty_json(value) -> str:
-    import json
-
     return json.dumps(value, indent=1, sort_keys=True, default=str) if value else ""

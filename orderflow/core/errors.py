@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import utils as db
 from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found, permission_denied, server_error
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -265,16 +266,12 @@ class ASGIBodySizeLimit:
 def handler404(request, exception=None):
     if _is_api(request.path):
         return error_response("not_found", "Not found.", 404)
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception)
 
 
 def handler500(request):
     if _is_api(request.path):
         return error_response("internal_error", "Something went wrong on our side; it has been logged.", 500)
-    from django.views.defaults import server_error
-
     return server_error(request)
 
 
@@ -287,6 +284,4 @@ def handler400(request, exception=None):
 def handler403(request, exception=None):
     if _is_api(request.path):
         return error_response("forbidden", "You may not do that.", 403)
-    from django.views.defaults import permission_denied
-
     return permission_denied(request, exception)

@@ -4,6 +4,7 @@ users, so it goes to the server log, never to whoever asked."""
 
 import logging
 
+from celery import current_app
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -24,9 +25,9 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
-    from orderflow.celery import app
-
-    with app.connection_for_write() as conn:
+    """The project's Celery app, as the current app (the wiring, orderflow/celery.py, made it):
+    core never imports the wiring."""
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         conn.default_channel  # noqa: B018 — opens the channel: a real round trip
     return True

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
@@ -56,8 +57,6 @@ class _Listener:
         self.conn = None
 
     def _connect(self):
-        import psycopg
-
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)
         params.pop("context", None)

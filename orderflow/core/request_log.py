@@ -17,6 +17,7 @@ class ContextFilter(logging.Filter):
     """Adds request_id, store and order_id to every record (defaults '-')."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Here, not at the top: LOGGING loads this filter before the app registry (tenancy has models).
         from .tenancy import current_store
 
         store = current_store()

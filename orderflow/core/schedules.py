@@ -1,6 +1,8 @@
 """Periodic tasks as data (django-celery-beat), created by data migrations so they exist after
 `migrate` and stay editable in the admin."""
 
+from django.utils import timezone
+
 
 def ensure_periodic_task(
     apps, *, name: str, task: str, every_seconds: float, queue: str | None = None
@@ -15,8 +17,6 @@ def ensure_periodic_task(
         name=name,
         defaults={"task": task, "interval": schedule, "enabled": True, "queue": queue},
     )
-    from django.utils import timezone
-
     PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
 
 

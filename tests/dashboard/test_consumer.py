@@ -6,9 +6,10 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 
-from dashboard import push
+from dashboard import push, tasks
 from dashboard.routing import websocket_urlpatterns
 from orderflow.core.events import emit
 from orderflow.core.tenancy import StoreMembership
@@ -201,21 +202,19 @@ def test_a_failing_channel_layer_never_raises_into_the_publisher(store, settings
 
 
 def test_stats_pushes_are_throttled_per_store(store, other_store):
-    assert push.schedule_stats(store.pk) is True
-    assert push.schedule_stats(store.pk) is False
-    assert push.schedule_stats(other_store.pk) is True
+    assert tasks.schedule_stats(store.pk) is True
+    assert tasks.schedule_stats(store.pk) is False
+    assert tasks.schedule_stats(other_store.pk) is True
 
 
 def test_push_stats_task_sends_fresh_stats_to_the_store_group(store):
-    from dashboard.tasks import push_stats
-
     user = make_user(store=store)
     make = _communicator(f"/ws/dashboard/?store={store.slug}", user)
 
     async def scenario():
         comm = make()
         await _connect(comm)
-        assert await sync_to_async(push_stats)(store.pk) is True
+        assert await sync_to_async(tasks.push_stats)(store.pk) is True
         got = await comm.receive_json_from(timeout=5)
         assert got["type"] == "stats"
         assert got["stats"]["store"] == store.slug
@@ -226,19 +225,15 @@ def test_push_stats_task_sends_fresh_stats_to_the_store_group(store):
 
 
 def test_a_quiet_store_releases_the_stats_throttle_and_a_busy_one_pushes_again(store):
-    from django.core.cache import cache
-
-    from dashboard.tasks import push_stats
-
-    assert push.schedule_stats(store.pk) is True
-    assert push.schedule_stats(store.pk) is False  # throttled: marked dirty instead
-    assert cache.get(push.dirty_key(store.pk))
-    assert push_stats(store.pk, followup=True) is True  # dirty: pushes once more, stays armed
-    assert push.schedule_stats(store.pk) is False
-    push_stats(store.pk)  # the first run clears the mark
-    cache.delete(push.dirty_key(store.pk))
-    assert push_stats(store.pk, followup=True) is False  # quiet: key released
-    assert push.schedule_stats(store.pk) is True
+    assert tasks.schedule_stats(store.pk) is True
+    assert tasks.schedule_stats(store.pk) is False  # throttled: marked dirty instead
+    assert cache.get(tasks.dirty_key(store.pk))
+    assert tasks.push_stats(store.pk, followup=True) is True  # dirty: pushes once more, stays armed
+    assert tasks.schedule_stats(store.pk) is False
+    tasks.push_stats(store.pk)  # the first run clears the mark
+    cache.delete(tasks.dirty_key(store.pk))
+    assert tasks.push_stats(store.pk, followup=True) is False  # quiet: key released
+    assert tasks.schedule_stats(store.pk) is True
 
 
 def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store, other_store, settings):

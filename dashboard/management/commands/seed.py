@@ -19,13 +19,14 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.db.models import F
 
+from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
 from inventory.demo import DEMO_STORES, DemoStore
-from inventory.models import Product
 from orderflow.core.errors import DomainError
 from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key, use_store
+from orders.idempotency import fingerprint
+from orders.services import place_order
 
 SEED_KEY_NAME = "seed"
 DEFAULT_OPERATOR_PASSWORD = "orderflow-demo"
@@ -104,7 +105,7 @@ class Command(BaseCommand):
         return store, created
 
     def catalogue(self, store: Store, demo: DemoStore) -> int:
-        existing = set(Product.all_stores.filter(store=store).values_list("sku", flat=True))
+        existing = set(inventory_selectors.products(store).values_list("sku", flat=True))
         missing = [p for p in demo.products if p.sku not in existing]
         if not missing:
             self.stdout.write(f"  catalogue: all {len(demo.products)} products present")
@@ -155,17 +156,11 @@ class Command(BaseCommand):
 
     def orders(self, store: Store, n: int) -> str:
         """N orders through the real order service (stock reserved, events emitted)."""
-        try:
-            from orders.idempotency import fingerprint
-            from orders.services import place_order
-        except ImportError:
-            self.stdout.write("  orders are not available yet")
-            return "orders are not available yet"
         rng = random.Random()
         skus = list(
-            Product.all_stores.filter(store=store, active=True, stock__on_hand__gt=0).values_list(
-                "sku", flat=True
-            )
+            inventory_selectors.products(store, active=True)
+            .filter(stock__on_hand__gt=0)
+            .values_list("sku", flat=True)
         )
         placed = refused = 0
         bar = ProgressBar(self.stdout, f"orders ({n})", n)
@@ -215,10 +210,8 @@ class Command(BaseCommand):
         w("OrderFlow demo data")
         w("=" * 78)
         for store, created, added, login, key_line, placed in summary:
-            products = Product.all_stores.filter(store=store).count()
-            low = Product.all_stores.filter(
-                store=store, stock__on_hand__lte=F("stock__reserved") + F("stock__low_stock_threshold")
-            ).count()
+            products = inventory_selectors.products(store).count()
+            low = inventory_selectors.low_stock_count(store)
             w(f"Store     {store.slug}  ({store.name}, {store.currency}){'  [new]' if created else ''}")
             w(f"  header  X-Store-ID: {store.slug}")
             w(f"  catalog {products} products ({added} added now), {low} at or under their threshold")
