@@ -26,7 +26,6 @@ from django.db import connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import rows
 from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
@@ -185,7 +184,7 @@ def emit(
         data=data or {},
         actor=actor,
     )
-    rows.insert([event])
+    event.save(force_insert=True)
     if not settings.OUTBOX_DISPATCHER:
         transaction.on_commit(lambda: publish(event), robust=True)
     return event
