@@ -27,7 +27,7 @@ from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 from orderflow.core.throttles import PublicThrottle
 
-from . import idempotency, legacy, selectors, services
+from . import idempotency, legacy, prebuilt, selectors, services
 from .cards import digits_only, luhn_valid
 from .countries import ISO_3166_ALPHA2
 from .filters import OrderFilter
@@ -236,16 +236,25 @@ def submit(request, data: Any, key: str, fingerprint: str, serializer_class=Orde
     """Validate everything and hand the order to the one intake service, whose idempotency claim
     answers a key already used (replay, 422, 409) before it looks at the catalogue — so a finished
     key's answer stands even if the catalogue changed since. A body that no longer validates is
-    checked against the key too, so a used key still gets its replay or its 422, not a 400."""
-    serializer = serializer_class(data=data, context={"store": request.store})
-    if not serializer.is_valid():
-        stored = idempotency.existing_response(store=request.store, key=key, request_fingerprint=fingerprint)
-        if stored is not None:
-            return _idempotent_response(request, stored)
-        fields = flatten_fields(serializer.errors)
-        _merge(fields, _catalogue_precheck(request.store, data))
-        raise ValidationFailed(fields=fields)
-    payload = serializer.validated_data
+    checked against the key too, so a used key still gets its replay or its 422, not a 400.
+
+    A valid body is validated by the serializer's prebuilt instance (`prebuilt.validated`: the
+    same fields and rules, not rebuilt per request); the store's currency is the one rule that
+    needs the request, so a body naming another currency, like any invalid one, goes to a fresh
+    serializer with the store in its context, which words every error."""
+    payload = prebuilt.validated(serializer_class, data)
+    if payload is None or payload.get("currency", request.store.currency) != request.store.currency:
+        serializer = serializer_class(data=data, context={"store": request.store})
+        if not serializer.is_valid():
+            stored = idempotency.existing_response(
+                store=request.store, key=key, request_fingerprint=fingerprint
+            )
+            if stored is not None:
+                return _idempotent_response(request, stored)
+            fields = flatten_fields(serializer.errors)
+            _merge(fields, _catalogue_precheck(request.store, data))
+            raise ValidationFailed(fields=fields)
+        payload = serializer.validated_data
     order = services.place_order(
         store=request.store,
         payload=payload,

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from .models import Order, OrderItem
+from .prebuilt import represented
 
 
 def tracking_url(token: str) -> str:
@@ -91,5 +92,6 @@ def attach_items(order: Order, items: list[OrderItem]) -> Order:
 
 
 def order_json(order: Order) -> bytes:
-    """The canonical JSON bytes of an order: what the 202 and the idempotency record carry."""
-    return JSONRenderer().render(OrderOut(order).data)
+    """The canonical JSON bytes of an order: what the 202 and the idempotency record carry —
+    `OrderOut`'s output, rendered by its prebuilt instance (orders/prebuilt.py)."""
+    return JSONRenderer().render(represented(OrderOut, order))
