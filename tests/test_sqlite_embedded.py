@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -146,7 +147,7 @@ def embedded_stack(tmp_path, gateway_url):
                 proc.wait(10)
 
 
-def test_an_order_is_placed_paid_and_shipped_in_embedded_mode(embedded_stack, gateway_url):
+def test_an_order_is_placed_paid_and_shipped_in_embedded_mode(embedded_stack, gateway_url, tmp_path):
     api, log = embedded_stack
     status, products = api.call("GET", "/api/v1/products?limit=100")
     assert status == 200, products
@@ -181,6 +182,14 @@ def test_an_order_is_placed_paid_and_shipped_in_embedded_mode(embedded_stack, ga
     assert stock["available"] == product["available"] - 2
     charges = Gateway(gateway_url).ledger(order_id=order["id"])
     assert [(c["amount"], c["currency"]) for c in charges] == [(order["total"], order["currency"])]
+    # ... and all of it is in this test's SQLite file: the order, and its stock ledger
+    with sqlite3.connect(tmp_path / "orderflow.sqlite3") as db:
+        hex_id = uuid.UUID(order["id"]).hex
+        assert db.execute("SELECT status FROM orders_order WHERE id = ?", [hex_id]).fetchall() == [
+            (final["status"],)
+        ]
+        kinds = db.execute("SELECT kind FROM inventory_stockmovement WHERE order_id = ?", [hex_id]).fetchall()
+        assert sorted(k for (k,) in kinds) == ["commit", "reserve"]
     _, events = api.call("GET", f"/api/v1/orders/{order['id']}/events")
     topics = [e["topic"] for e in events["results"]]
     assert topics[0] == "order.created"
