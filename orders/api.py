@@ -36,10 +36,11 @@ from .representation import OrderOut
 
 # ----------------------------------------------------------------------------- input
 
-# Intake's limits, declared here once: the serializers below are the only place that checks them
-# (the contract in docs/api-contract.md lists the same numbers).
+# Intake's limits, declared here once and read by the serializers below (docs/api-contract.md
+# states them for clients).
 MAX_LINES = 100
 MAX_QUANTITY = 1000
+SKU_MAX_LENGTH = 64
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 CVC_RE = re.compile(r"^\d{3,4}$")
 METADATA_MAX_KEYS = 50
@@ -64,7 +65,7 @@ class CustomerIn(serializers.Serializer):
 
 
 class ItemIn(serializers.Serializer):
-    sku = serializers.CharField(max_length=64)
+    sku = serializers.CharField(max_length=SKU_MAX_LENGTH)
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 
@@ -197,11 +198,11 @@ def _catalogue_precheck(store, data: Any) -> dict[str, list[str]]:
     if not isinstance(raw, list) or not raw or len(raw) > MAX_LINES:
         return {}
     items = [i if isinstance(i, dict) else {} for i in raw]
-    skus = [i["sku"] for i in items if isinstance(i.get("sku"), str) and 0 < len(i["sku"]) <= 64]
+    skus = [i["sku"] for i in items if isinstance(i.get("sku"), str) and 0 < len(i["sku"]) <= SKU_MAX_LENGTH]
     if not skus:
         return {}
     products = catalogue_for_skus(store, skus)
-    checked = [i if isinstance(i.get("sku"), str) and len(i["sku"]) <= 64 else {} for i in items]
+    checked = [i if isinstance(i.get("sku"), str) and len(i["sku"]) <= SKU_MAX_LENGTH else {} for i in items]
     currency = data.get("currency", store.currency)
     currency = currency if currency == store.currency else None
     return services.catalogue_errors(store, checked, currency, products)

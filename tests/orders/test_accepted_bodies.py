@@ -9,7 +9,8 @@ import pytest
 
 from orders.api import MAX_LINES, MAX_QUANTITY, METADATA_MAX_BYTES, METADATA_MAX_KEYS
 from orders.models import Order
-from tests.factories import make_product, order_body
+from tests.conftest import StoreClient
+from tests.factories import make_key, make_product, make_store, order_body
 from tests.orders.helpers import place, row_counts
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +93,14 @@ def test_one_over_each_limit_is_refused_and_writes_nothing(api, catalogue):
         assert r.status_code == 400, r.content
         assert path in r.json()["error"]["fields"]
     assert row_counts() == before
+
+
+def test_each_store_is_held_to_its_own_currency(api, catalogue):
+    """The prebuilt serializer has no store: the store's currency is checked per request."""
+    dollars = make_store("dollar-store", currency="USD")
+    make_product(dollars, "A", currency="USD", stock=5)
+    usd = order_body(("A", 1), currency="USD")
+    assert place(StoreClient(dollars, make_key(dollars)), usd).status_code == 202
+    refused = place(api, usd)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"currency": ["This store sells in EUR."]}
