@@ -90,23 +90,12 @@ def catalogue_for_skus(store: Store, skus: Iterable[str]) -> dict[str, Catalogue
     skus = list(dict.fromkeys(skus))
     if not skus:
         return {}
-    store = _require(store)
-    if connection.vendor != "postgresql":
-        rows = (
-            Product.all_stores.for_store(store)
-            .filter(sku__in=skus)
-            .values_list("pk", "sku", "name", "price", "currency", "active")
-        )
-        return {row[1]: CatalogueEntry(*row) for row in rows}
-    with connection.cursor() as cur:  # the same query, its text built once
-        cur.execute(_CATALOGUE_SQL, [store.pk, skus])
-        return {row[1]: CatalogueEntry(*row) for row in cur.fetchall()}
-
-
-_CATALOGUE_SQL = (
-    f"SELECT id, sku, name, price, currency, active FROM {Product._meta.db_table} "
-    "WHERE store_id = %s AND sku = ANY(%s)"
-)
+    rows = (
+        Product.all_stores.for_store(_require(store))
+        .filter(sku__in=skus)
+        .values_list("pk", "sku", "name", "price", "currency", "active")
+    )
+    return {row[1]: CatalogueEntry(*row) for row in rows}
 
 
 def _with_cover(qs: QuerySet[StockLevel]) -> QuerySet[StockLevel]:

@@ -365,30 +365,8 @@ def _reserve_levels(store: Store, wanted: dict[int, int], *, order_id: Any, acto
     caller then refuses the whole order, which rolls back the lines that were reserved and their
     ledger rows with it."""
     now = timezone.now()
-    if connection.vendor != "postgresql":  # SQLite (embedded): writers are serialised already
-        done = set()
-        for product_id in sorted(wanted):
-            q = wanted[product_id]
-            if StockLevel.all_stores.filter(
-                store=store, product_id=product_id, on_hand__gte=F("reserved") + q
-            ).update(reserved=F("reserved") + q):
-                done.add(product_id)
-        StockMovement.all_stores.bulk_create(
-            [
-                StockMovement(
-                    store=store,
-                    product_id=pid,
-                    kind=Kind.RESERVE,
-                    quantity=wanted[pid],
-                    reserved_delta=wanted[pid],
-                    order_id=order_id,
-                    actor=actor,
-                    created_at=now,
-                )
-                for pid in sorted(done)
-            ]
-        )
-        return done
+    if connection.vendor != "postgresql":
+        return _reserve_levels_orm(store, wanted, order_id=order_id, actor=actor, now=now)
     qn = connection.ops.quote_name
     table = qn(StockLevel._meta.db_table)
     ledger = StockMovement._meta
@@ -416,6 +394,37 @@ def _reserve_levels(store: Store, wanted: dict[int, int], *, order_id: Any, acto
     with connection.cursor() as cur:
         cur.execute(sql, [*params, store.pk, store.pk, Kind.RESERVE.value, order_value, actor, created])
         return {row[0] for row in cur.fetchall()}
+
+
+def _reserve_levels_orm(
+    store: Store, wanted: dict[int, int], *, order_id: Any, actor: str, now: Any
+) -> set[int]:
+    """The same reservation through the ORM, one conditional UPDATE per product in id order, then
+    the ledger rows: the path of every database but PostgreSQL (SQLite, the embedded mode, whose
+    IMMEDIATE transactions serialise writers, so the conditions cannot race)."""
+    done = set()
+    for product_id in sorted(wanted):
+        q = wanted[product_id]
+        if StockLevel.all_stores.filter(
+            store=store, product_id=product_id, on_hand__gte=F("reserved") + q
+        ).update(reserved=F("reserved") + q):
+            done.add(product_id)
+    StockMovement.all_stores.bulk_create(
+        [
+            StockMovement(
+                store=store,
+                product_id=pid,
+                kind=Kind.RESERVE,
+                quantity=wanted[pid],
+                reserved_delta=wanted[pid],
+                order_id=order_id,
+                actor=actor,
+                created_at=now,
+            )
+            for pid in sorted(done)
+        ]
+    )
+    return done
 
 
 def _order_outstanding(store: Store, order_id: Any, *, field: str) -> dict[int, int]:

@@ -4,6 +4,7 @@ render). The representation lives in `representation.py` (place_order stores its
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -26,15 +27,24 @@ from orderflow.core.permissions import Perm
 from orderflow.core.tenancy import actor_name
 from orderflow.core.throttles import PublicThrottle
 
-from . import idempotency, legacy, selectors, services, validation
+from . import idempotency, legacy, prebuilt, selectors, services
 from .cards import digits_only, luhn_valid
 from .countries import ISO_3166_ALPHA2
 from .filters import OrderFilter
 from .models import Order
 from .representation import OrderOut
-from .validation import CURRENCY_RE, CVC_RE, METADATA_MAX_BYTES, METADATA_MAX_KEYS
 
 # ----------------------------------------------------------------------------- input
+
+# Intake's limits, declared here once and read by the serializers below (docs/api-contract.md
+# states them for clients).
+MAX_LINES = 100
+MAX_QUANTITY = 1000
+SKU_MAX_LENGTH = 64
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+CVC_RE = re.compile(r"^\d{3,4}$")
+METADATA_MAX_KEYS = 50
+METADATA_MAX_BYTES = 4096
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -55,8 +65,8 @@ class CustomerIn(serializers.Serializer):
 
 
 class ItemIn(serializers.Serializer):
-    sku = serializers.CharField(max_length=64)
-    quantity = StrictIntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+    sku = serializers.CharField(max_length=SKU_MAX_LENGTH)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 
 class AddressIn(serializers.Serializer):
@@ -112,7 +122,7 @@ class OrderCreateSerializer(serializers.Serializer):
     catalogue rules (known, active SKU; the store's currency) are checked by `place_order`."""
 
     customer = CustomerIn()
-    items = ItemIn(many=True, allow_empty=False, max_length=services.MAX_LINES)
+    items = ItemIn(many=True, allow_empty=False, max_length=MAX_LINES)
     shipping_address = AddressIn()
     payment = PaymentIn()
     currency = serializers.CharField(required=False, help_text="Defaults to the store's currency.")
@@ -185,14 +195,14 @@ def _catalogue_precheck(store, data: Any) -> dict[str, list[str]]:
     """On the error path only: also report unknown/inactive SKUs, so a body with several problems
     hears about all of them at once. (The happy path checks the catalogue inside place_order.)"""
     raw = data.get("items") if isinstance(data, dict) else None
-    if not isinstance(raw, list) or not raw or len(raw) > services.MAX_LINES:
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_LINES:
         return {}
     items = [i if isinstance(i, dict) else {} for i in raw]
-    skus = [i["sku"] for i in items if isinstance(i.get("sku"), str) and 0 < len(i["sku"]) <= 64]
+    skus = [i["sku"] for i in items if isinstance(i.get("sku"), str) and 0 < len(i["sku"]) <= SKU_MAX_LENGTH]
     if not skus:
         return {}
     products = catalogue_for_skus(store, skus)
-    checked = [i if isinstance(i.get("sku"), str) and len(i["sku"]) <= 64 else {} for i in items]
+    checked = [i if isinstance(i.get("sku"), str) and len(i["sku"]) <= SKU_MAX_LENGTH else {} for i in items]
     currency = data.get("currency", store.currency)
     currency = currency if currency == store.currency else None
     return services.catalogue_errors(store, checked, currency, products)
@@ -229,11 +239,12 @@ def submit(request, data: Any, key: str, fingerprint: str, serializer_class=Orde
     key's answer stands even if the catalogue changed since. A body that no longer validates is
     checked against the key too, so a used key still gets its replay or its 422, not a 400.
 
-    A body valid as sent takes `validation.accept`'s fast path; the serializer judges the rest."""
-    payload = None
-    if serializer_class is OrderCreateSerializer:
-        payload = validation.accept(data, request.store.currency)
-    if payload is None:
+    A valid body is validated by the serializer's prebuilt instance (`prebuilt.validated`: the
+    same fields and rules, not rebuilt per request); the store's currency is the one rule that
+    needs the request, so a body naming another currency, like any invalid one, goes to a fresh
+    serializer with the store in its context, which words every error."""
+    payload = prebuilt.validated(serializer_class, data)
+    if payload is None or payload.get("currency", request.store.currency) != request.store.currency:
         serializer = serializer_class(data=data, context={"store": request.store})
         if not serializer.is_valid():
             stored = idempotency.existing_response(

@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from orderflow.core import rows, vault
+from orderflow.core import vault
 from orderflow.core.errors import Conflict, DomainError
 from orderflow.core.tenancy import Store
 
@@ -193,4 +193,4 @@ def complete(*, record_id: int, order_id: Any, response: StoredResponse) -> None
         "order_id": order_id,
         "completed_at": timezone.now(),
     }
-    rows.update_row(IdempotencyRecord, record_id, values)
+    IdempotencyRecord.all_stores.filter(pk=record_id).update(**values)

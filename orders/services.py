@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from inventory.selectors import CatalogueEntry, catalogue_for_skus
 from inventory.services import commit_stock, release_stock, reserve_stock, return_stock
-from orderflow.core import rows, vault
+from orderflow.core import vault
 from orderflow.core.errors import InsufficientStock, InvalidTransition, ServiceUnavailable, ValidationFailed
 from orderflow.core.events import emit
 from orderflow.core.statemachine import sources_of, transition
@@ -183,8 +183,6 @@ def _forget_card_on_commit(order: Order) -> None:
 
 # ------------------------------------------------------------------------------- intake
 
-MAX_LINES = 100
-MAX_QUANTITY = 1000
 TWO_PLACES = Decimal("0.01")
 
 # The per-store order-number sequences this process already knows exist, per database.
@@ -274,8 +272,9 @@ def place_order(
     """Accept an order: idempotency claim, order and lines at catalogue prices, stock reserved,
     `order.created` — one transaction, all or nothing.
 
-    `payload` is the validated body (see `api.OrderCreateSerializer`). The returned order carries
-    `.idempotent_response` (a `StoredResponse`): the exact 202 the first request got, with
+    `payload` is the validated body (see `api.OrderCreateSerializer`, where intake's limits are
+    declared). The returned order carries `.idempotent_response` (a `StoredResponse`): the exact
+    202 the first request got, with
     `replayed=True` when this call was a replay. A rejected order (400 unknown SKU or currency,
     409 stock) rolls back everything including the claim, so a corrected retry with the same key
     goes through. No gateway call, no fraud scoring: those hang off `order.created`."""
@@ -369,8 +368,8 @@ def _place_order_once(
             )
         order.subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
         order.total = order.subtotal
-        rows.insert([order])
-        rows.insert(lines)
+        order.save(force_insert=True)
+        OrderItem.all_stores.bulk_create(lines)
         emit(
             "order.created",
             store=store,

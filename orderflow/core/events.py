@@ -30,7 +30,6 @@ from django.db import connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import rows
 from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
@@ -238,7 +237,7 @@ def emit(
         data=data or {},
         actor=actor,
     )
-    rows.insert([event])
+    event.save(force_insert=True)
     event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
     for handler in inline_handlers_for(topic):
         handler.func(event)

@@ -13,7 +13,6 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import rows
 from .errors import InvalidTransition
 from .events import emit
 from .tenancy import current_store
@@ -68,7 +67,7 @@ def transition(
     # that catches InvalidTransition keeps a usable transaction (nothing was written: the
     # conditional UPDATE matched no row).
     with transaction.atomic(savepoint=False):
-        changed = rows.update_row(type(obj), obj.pk, values, where={field: current})
+        changed = manager.filter(pk=obj.pk, **{field: current}).update(**values)
         if changed == 1:
             for name, value in values.items():
                 setattr(obj, name, value)
