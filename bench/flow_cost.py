@@ -1,7 +1,7 @@
 """Flow cost: the Celery messages and SQL statements one order costs from accepted (202) to paid.
 
 Deterministic, one process: the order is placed through the API (in-process test client), its
-events wait in the outbox (OUTBOX_DISPATCHER on), and this script plays dispatcher and worker by
+events wait in the outbox, and this script plays dispatcher and worker by
 turns: `dispatch_pending()` publishes what is committed (its statements are counted), every Celery
 message published is recorded (kombu's `before_task_publish`) and then run here with
 `Task.apply()` (its statements counted), until the order is paid. The gateway is the real mock
@@ -169,7 +169,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         # events wait in the outbox for this script to publish; the journey ends at paid here
         with override_settings(
-            OUTBOX_DISPATCHER=True,
             GATEWAY_URL=f"http://127.0.0.1:{GATEWAY_PORT}",
             FULFILLMENT_AUTOPILOT=False,
         ):

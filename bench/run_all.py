@@ -99,7 +99,7 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
         "Stack (bench/stack.py): PostgreSQL `of_bench` (fresh per benchmark), Redis db 12, DEBUG off, "
         "LOG_LEVEL=WARNING, `gunicorn orderflow.asgi:application -k uvicorn.workers.UvicornWorker -w "
         f"{results.get('ingest', {}).get('web_workers', 2)}`, daphne for websockets, Celery prefork workers on "
-        "every queue, beat, the outbox dispatcher publishing every event (OUTBOX_DISPATCHER=1), mock gateway at 0 ms, autopilot with 0 s steps, carrier simulator off, throttle "
+        "every queue, beat, the outbox dispatcher publishing every event, mock gateway at 0 ms, autopilot with 0 s steps, carrier simulator off, throttle "
         "off (API_THROTTLE_RATE=100000000/min), web processes with DB_CONN_MAX_AGE=0 (see README). "
         "Load generators in their own processes on 127.0.0.1 (wrk 4 for ingest).",
         "",

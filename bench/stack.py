@@ -1,7 +1,7 @@
 """The benchmark stack: the production setup the README documents, on the bench database.
 
 PostgreSQL `of_bench` (dropped, recreated and migrated), Redis db 12 (flushed), DEBUG off,
-LOG_LEVEL=WARNING; the outbox dispatcher publishing every event (OUTBOX_DISPATCHER=1); HTTP by
+LOG_LEVEL=WARNING; the outbox dispatcher publishing every event ; HTTP by
 `gunicorn orderflow.asgi:application -k uvicorn.workers.UvicornWorker -w 2`, websockets by daphne
 on another port, Celery worker(s) on every queue, beat, the mock gateway at zero latency, the
 fulfillment autopilot on with no wait between steps, the carrier simulator off (an order's journey
@@ -119,7 +119,6 @@ class Stack:
             ALLOWED_HOSTS="localhost,127.0.0.1",
             CSRF_TRUSTED_ORIGINS=f"http://{HOST}:{self.web_port},http://{HOST}:{self.ws_port}",
             PUBLIC_BASE_URL=f"http://{HOST}:{self.web_port}",
-            OUTBOX_DISPATCHER="1",  # the production setup: events published by the outbox process
             **self.extra_env,
         )
         # Under an ASGI server every request's sync code runs in a fresh thread, and a persistent
@@ -151,10 +150,7 @@ class Stack:
         if not self.data:
             self.prepare()
         self._start_gateway()
-        if self.env.get("OUTBOX_DISPATCHER") == "1":
-            self.procs["outbox"] = Proc(
-                "outbox", [sys.executable, "manage.py", "run_outbox"], self.env
-            ).start()
+        self.procs["outbox"] = Proc("outbox", [sys.executable, "manage.py", "run_outbox"], self.env).start()
         self.start_web(self.web_workers)
         if self.daphne:
             self.procs["daphne"] = Proc(

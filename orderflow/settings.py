@@ -288,12 +288,8 @@ CELERY_DB_HEALTH_CHECK_IDLE_SECONDS = env.float("CELERY_DB_HEALTH_CHECK_IDLE_SEC
 # Events older than this and still unpublished are the relay's to send.
 OUTBOX_RELAY_AFTER_SECONDS = env.float("OUTBOX_RELAY_AFTER_SECONDS", default=5.0)
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=500)
-# Who publishes committed events. Off: the process that committed them, right after COMMIT (one
-# Celery message per handler, a live push and a `published_at` stamp per event, in the request or
-# task). On: only the outbox dispatcher (`manage.py run_outbox`, a process of its own), woken at
-# COMMIT by a trigger's NOTIFY, in batches — one stamp and one live push per store per batch.
-# `make run` and the production setup in the README run with it on.
-OUTBOX_DISPATCHER = env.bool("OUTBOX_DISPATCHER", default=False)
+# Committed events are published by the outbox dispatcher (`manage.py run_outbox`, a process of
+# its own), woken at COMMIT by a trigger's NOTIFY, in batches — with beat's relay as the backstop.
 OUTBOX_DISPATCH_BATCH = env.int("OUTBOX_DISPATCH_BATCH", default=200)
 # With no NOTIFY (SQLite) or a lost one, the dispatcher looks anyway this often (seconds).
 OUTBOX_DISPATCH_POLL_SECONDS = env.float("OUTBOX_DISPATCH_POLL_SECONDS", default=1.0)

@@ -143,8 +143,6 @@ def main() -> int:
     env.setdefault("GATEWAY_PORT", "8001")
     env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
     env.setdefault("WORKER_CONCURRENCY", "2")
-    # Events are published by the Procfile's `outbox` process, in batches (orderflow/core/outbox.py).
-    env.setdefault("OUTBOX_DISPATCHER", "1")
     # Plain http on localhost: no HTTPS redirect, no secure-only cookies, no HSTS.
     for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
         env.setdefault(name, "0")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -263,6 +264,46 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
+class DispatcherProcess:
+    """`manage.py run_outbox`: publishes every event the web server and the workers commit."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.log = Path(tempfile.gettempdir()) / f"of-outbox-{os.getpid()}-{time.time_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run_outbox"],
+            cwd=ROOT, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_until(
+            lambda: b"dispatcher running" in self.log.read_bytes() or self.proc.poll() is not None,
+            60,
+            message="outbox dispatcher running",
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError("outbox dispatcher died on start:\n" + self.output()[-3000:])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if getattr(self, "_logf", None):
+            self._logf.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @pytest.fixture(scope="session")
 def worker_env(django_db_setup, gateway_url) -> dict:
     """Environment for worker processes: the *test* database, the test Redis, the gateway."""
@@ -281,9 +322,11 @@ def worker_env(django_db_setup, gateway_url) -> dict:
 
 @pytest.fixture
 def start_worker(worker_env):
-    """Factory: start_worker(queues=..., concurrency=..., env=...) → a running WorkerProcess.
-    Every worker it started is stopped at teardown."""
+    """Factory: start_worker(queues=..., concurrency=..., env=...) → a running WorkerProcess, with
+    the outbox dispatcher beside the first one (the one publishing path). Every process it
+    started is stopped at teardown."""
     started: list[WorkerProcess] = []
+    dispatcher: list[DispatcherProcess] = []
 
     def start(
         queues: str = "default,orders,payments,fulfillment,webhooks",
@@ -291,6 +334,10 @@ def start_worker(worker_env):
         pool: str = "prefork",
         env: dict | None = None,
     ) -> WorkerProcess:
+        if not dispatcher:  # events reach the workers the production way: the outbox dispatcher
+            d = DispatcherProcess({**worker_env, **(env or {})})
+            d.start()
+            dispatcher.append(d)
         w = WorkerProcess({**worker_env, **(env or {})}, queues, concurrency, pool).start()
         started.append(w)
         return w
@@ -298,6 +345,8 @@ def start_worker(worker_env):
     yield start
     for w in started:
         w.stop()
+    for d in dispatcher:
+        d.stop()
 
 
 @pytest.fixture

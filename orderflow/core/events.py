@@ -7,9 +7,9 @@ so a rolled-back order never triggers a payment. After commit the event is publi
 other handler that wants it gets one Celery message — the handler *is* the task (one task per
 handler, named after it, on the handler's queue), so an event costs one hop per handler and no
 relay. The in-process `events_published` signal fires (live push) and the row is marked
-`published_at`. Who publishes: the emitting process itself right after COMMIT, or, with
-OUTBOX_DISPATCHER on, the outbox dispatcher process in batches (orderflow/core/outbox.py). If the
-broker is down the row stays unpublished and is sent later. Handlers run at most once per event:
+`published_at`. Who publishes: one path, in production and in the tests alike — the outbox
+dispatcher process, in batches (orderflow/core/outbox.py), with beat's relay as the backstop. If
+the broker is down the row stays unpublished and is sent later. Handlers run at most once per event:
 `HandledEvent` records (event, handler) in the handler's own transaction.
 """
 
@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.dispatch import Signal
@@ -34,8 +33,8 @@ from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
 
-# Fired in the publishing process after the events are sent, with `events=` (a list: one event
-# when published inline, a whole batch from the dispatcher). The dashboard's live push listens.
+# Fired in the publishing process (the dispatcher, or beat's relay) after a batch of events is
+# sent, with `events=` (the batch). The dashboard's live push listens.
 events_published = Signal()
 
 
@@ -222,9 +221,8 @@ def emit(
     data: dict[str, Any] | None = None,
     actor: str = "",
 ) -> Event:
-    """Write the event in the caller's transaction; it is published after that transaction commits:
-    by this process right after COMMIT, or — with OUTBOX_DISPATCHER on — by the outbox dispatcher,
-    which a trigger on the table wakes at COMMIT (orderflow/core/outbox.py)."""
+    """Write the event in the caller's transaction; the outbox dispatcher publishes it after that
+    transaction commits (a trigger on the table wakes it at COMMIT: orderflow/core/outbox.py)."""
     if subject is not None:
         subject_type = subject_type or subject._meta.model_name
         subject_id = subject_id or str(subject.pk)
@@ -241,8 +239,6 @@ def emit(
     event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
     for handler in inline_handlers_for(topic):
         handler.func(event)
-    if not settings.OUTBOX_DISPATCHER:
-        transaction.on_commit(lambda: publish(event), robust=True)
     return event
 
 
@@ -262,20 +258,6 @@ def notify_live(events: list[Event]) -> None:
         events_published.send(sender=Event, events=events)
     except Exception:  # live listeners are best-effort; never block the outbox on them
         log.exception("events_published listener failed for events %s..", events[0].pk)
-
-
-def publish(event: Event) -> bool:
-    """Send a committed event to its handlers and live listeners; mark it published if all went out.
-
-    A failure leaves it unpublished for the relay; handlers dedupe what was already sent."""
-    try:
-        send_to_handlers(event)
-    except Exception as exc:  # broker down: the relay will resend
-        log.warning("publish of event %s (%s) failed, left for the relay: %s", event.pk, event.topic, exc)
-        return False
-    notify_live([event])
-    Event.all_stores.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
-    return True
 
 
 def publish_unpublished(*, batch: int, older_than_seconds: float = 0.0) -> int:

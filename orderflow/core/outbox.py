@@ -1,6 +1,6 @@
 """The outbox dispatcher: one process that publishes every committed event, in batches.
 
-With OUTBOX_DISPATCHER on, requests and tasks only write their events (emit() in their own
+Requests and tasks only write their events (emit() in their own
 transaction) and go on; this process sends them. A trigger on the event table NOTIFYs channel
 `orderflow_outbox` when a transaction that inserted events commits (PostgreSQL delivers it at
 COMMIT, never for a rollback), the dispatcher wakes, takes the unpublished rows oldest first with

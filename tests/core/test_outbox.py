@@ -13,6 +13,7 @@ from kombu import pools as kombu_pools
 
 from orderflow.celery import app as celery_app
 from orderflow.core.events import Event, HandledEvent, emit, on_event, relay_unpublished, run_handler_once
+from orderflow.core.outbox import dispatch_pending
 from tests.conftest import free_port, wait_until
 
 RAN: list[int] = []
@@ -101,10 +102,13 @@ def broker():
 def test_event_is_published_after_commit_once(store, broker):
     with transaction.atomic():
         event = emit("test.outbox.created", store=store, data={"n": 1})
-        assert broker.queued() == 0, "nothing may leave the process before COMMIT"
+        assert dispatch_pending() == 0, "nothing may leave the process before COMMIT"
+        assert broker.queued() == 0
+    assert dispatch_pending() == 1
     event.refresh_from_db()
     assert event.published_at is not None
     assert broker.queued() == 1
+    assert dispatch_pending() == 0 and broker.queued() == 1, "a published event is never sent again"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -182,6 +186,7 @@ def test_a_handler_whose_publish_filter_says_no_costs_no_message(store, broker):
     with transaction.atomic():
         skipped = emit("test.filtered.a", store=store, data={"wanted": False})
         emit("test.filtered.b", store=store, data={"wanted": True})
+    assert dispatch_pending() == 2
     assert broker.queued("tests.filtered_probe") == 1
     skipped.refresh_from_db()
     assert skipped.published_at is not None, "a filtered-out handler is not a failed publish"
@@ -191,4 +196,5 @@ def test_a_handler_whose_publish_filter_says_no_costs_no_message(store, broker):
 def test_a_publish_filter_that_fails_lets_the_message_go(store, broker):
     with transaction.atomic():
         emit("test.unsure.a", store=store)
+    assert dispatch_pending() == 1
     assert broker.queued("tests.unsure_probe") == 1

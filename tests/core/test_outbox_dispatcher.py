@@ -1,4 +1,4 @@
-"""The outbox dispatcher (OUTBOX_DISPATCHER on): committers only write events; the dispatcher,
+"""The outbox dispatcher: committers only write events; the dispatcher,
 woken by the trigger's NOTIFY at COMMIT, publishes them in batches — once each, only committed
 ones, the rest kept while the broker is down."""
 
@@ -7,7 +7,6 @@ import time
 
 import pytest
 from django.db import transaction
-from django.test import override_settings
 
 from orderflow.core import outbox
 from orderflow.core.events import Event, emit, events_published, publish_unpublished
@@ -26,12 +25,11 @@ def _notified(conn, timeout: float) -> int:
     return sum(1 for _ in conn.notifies(timeout=timeout))
 
 
-@override_settings(OUTBOX_DISPATCHER=True)
 def test_committing_process_leaves_publishing_to_the_dispatcher(store, broker):  # noqa: F811
     with transaction.atomic():
         event = emit("test.outbox.created", store=store)
     event.refresh_from_db()
-    assert event.published_at is None, "in dispatcher mode the committer publishes nothing"
+    assert event.published_at is None, "the committer publishes nothing"
     assert broker.queued() == 0
     assert outbox.dispatch_pending() == 1
     event.refresh_from_db()
@@ -44,21 +42,19 @@ def test_committing_process_leaves_publishing_to_the_dispatcher(store, broker): 
 def test_commit_notifies_the_dispatcher_once_and_a_rollback_never(store):
     conn = _listener()
     try:
-        with override_settings(OUTBOX_DISPATCHER=True):
-            with pytest.raises(RuntimeError):
-                with transaction.atomic():
-                    emit("test.outbox.created", store=store)
-                    raise RuntimeError("rolled back")
-            assert _notified(conn, 0.5) == 0
+        with pytest.raises(RuntimeError):
             with transaction.atomic():
-                for i in range(5):
-                    emit("test.outbox.created", store=store, data={"i": i})
-            assert _notified(conn, 1.0) == 1, "one NOTIFY per committing transaction"
+                emit("test.outbox.created", store=store)
+                raise RuntimeError("rolled back")
+        assert _notified(conn, 0.5) == 0
+        with transaction.atomic():
+            for i in range(5):
+                emit("test.outbox.created", store=store, data={"i": i})
+        assert _notified(conn, 1.0) == 1, "one NOTIFY per committing transaction"
     finally:
         conn.close()
 
 
-@override_settings(OUTBOX_DISPATCHER=True)
 def test_a_batch_is_stamped_in_one_update_and_heard_live_as_one_batch(store, broker):  # noqa: F811
     heard: list[list[int]] = []
 
@@ -78,7 +74,6 @@ def test_a_batch_is_stamped_in_one_update_and_heard_live_as_one_batch(store, bro
     assert broker.queued() == 30
 
 
-@override_settings(OUTBOX_DISPATCHER=True)
 def test_broker_down_the_dispatcher_keeps_the_rest_and_sends_it_once_back(store, broker):  # noqa: F811
     broker.stop()
     with transaction.atomic():
@@ -93,7 +88,6 @@ def test_broker_down_the_dispatcher_keeps_the_rest_and_sends_it_once_back(store,
     assert broker.queued() == 3
 
 
-@override_settings(OUTBOX_DISPATCHER=True)
 def test_running_dispatcher_is_woken_by_the_commit_not_by_its_poll(store, broker):  # noqa: F811
     stop = threading.Event()
     thread = threading.Thread(target=outbox.run, kwargs={"stop": stop, "poll": 30.0}, daemon=True)

@@ -12,6 +12,7 @@ from django.test import Client
 from dashboard import push, tasks
 from dashboard.routing import websocket_urlpatterns
 from orderflow.core.events import emit
+from orderflow.core.outbox import dispatch_pending
 from orderflow.core.tenancy import StoreMembership
 from tests.factories import make_user
 
@@ -142,6 +143,7 @@ def test_committed_events_reach_only_their_own_store_sockets(store, other_store)
 
             with transaction.atomic():
                 emit("order.created", store=other_store, data={"n": 1})
+            dispatch_pending()  # the one publishing path, as the dispatcher process runs it
 
         await emit_for_b()
         got = await comm_b.receive_json_from(timeout=5)
@@ -174,6 +176,7 @@ def test_alert_events_also_push_the_alert(store):
 
             with transaction.atomic():
                 emit("alert.opened", store=store, subject_type="alert", subject_id="7", data=alert_data)
+            dispatch_pending()
 
         await emit_alert()
         messages = [await comm.receive_json_from(timeout=5) for _ in range(2)]
@@ -237,9 +240,8 @@ def test_a_quiet_store_releases_the_stats_throttle_and_a_busy_one_pushes_again(s
 
 
 def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store, other_store, settings):
-    """With OUTBOX_DISPATCHER on, a batch travels as one channel-layer message per store; every
-    socket still gets one `event` frame per event, in commit order, and only its store's."""
-    settings.OUTBOX_DISPATCHER = True
+    """A dispatcher batch travels as one channel-layer message per store; every socket still gets
+    one `event` frame per event, in commit order, and only its store's."""
     user_a, user_b = make_user(store=store), make_user(store=other_store)
     make_a = _communicator(f"/ws/dashboard/?store={store.slug}", user_a)
     make_b = _communicator(f"/ws/dashboard/?store={other_store.slug}", user_b)

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.tasks import deliver_webhook, resend_stale_deliveries
 from inventory.services import adjust
 from orderflow.core.events import Event, emit
+from orderflow.core.outbox import dispatch_pending
 from payments import breaker
 from tests.conftest import ROOT
 from tests.factories import make_product, order_body
@@ -132,6 +133,7 @@ def test_a_placed_order_moves_its_stores_accepted_counter(
     before = scrape()
     with django_capture_on_commit_callbacks(execute=True):
         assert place(api, order_body(("SKU-METRICS-1", 1))).status_code == 202
+    dispatch_pending()  # counted when published, by the dispatcher
     after = scrape()
     assert value(after, sample, store=store.slug, outcome="accepted") == (
         value(before, sample, store=store.slug, outcome="accepted") + 1
@@ -151,6 +153,7 @@ def test_stock_reaching_zero_counts_a_stockout_and_low_stock_does_not(
     with django_capture_on_commit_callbacks(execute=True):
         adjust(store=store, sku="SKU-METRICS-LOW", delta=-2, reason="damaged", actor="test")  # low, not out
         adjust(store=store, sku="SKU-METRICS-LAST", delta=-1, reason="damaged", actor="test")
+    dispatch_pending()
     assert value(scrape(), "orderflow_stockouts_total", store=store.slug) == before + 1
 
 

@@ -8,8 +8,8 @@
   the README recommends for plain HTTP on 2 cores) on a free port;
 * a Celery worker on every queue, restarted fresh for each test (tests SIGKILL it), with a short
   broker visibility timeout so unacked messages of a killed worker come back quickly;
-* the outbox dispatcher (`manage.py run_outbox`), session-wide: web and workers run with
-  OUTBOX_DISPATCHER=1 as in production, so every event of the scenarios is published by it;
+* the outbox dispatcher (`manage.py run_outbox`), session-wide: as in production, every event of
+  the scenarios is published by it;
 * the mock gateway (`gateway` fixture of tests/conftest.py).
 
 Beat is not run: the tests call the outbox relay (`core.events.relay_unpublished`) themselves, the
@@ -44,7 +44,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import override_settings
 
-from tests.conftest import ROOT, WorkerProcess, free_port, wait_until
+from tests.conftest import ROOT, DispatcherProcess, WorkerProcess, free_port, wait_until
 from tests.factories import make_key, make_store
 
 VENV_BIN = Path(sys.executable).parent
@@ -120,46 +120,6 @@ class PrivateRedis:
 
 
 # --------------------------------------------------------------------------- outbox dispatcher
-
-
-class DispatcherProcess:
-    """`manage.py run_outbox`: publishes every event the web server and the workers commit."""
-
-    def __init__(self, env: dict) -> None:
-        self.env = env
-        self.log = Path(tempfile.gettempdir()) / f"of-rel-outbox-{os.getpid()}-{time.time_ns()}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self._logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "run_outbox"],
-            cwd=ROOT, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        wait_until(
-            lambda: b"dispatcher running" in self.log.read_bytes() or self.proc.poll() is not None,
-            60,
-            message="outbox dispatcher running",
-        )
-        if self.proc.poll() is not None:
-            raise RuntimeError("outbox dispatcher died on start:\n" + self.output()[-3000:])
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if getattr(self, "_logf", None):
-            self._logf.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 # -------------------------------------------------------------------------------- web server
@@ -329,7 +289,6 @@ def stack(django_db_setup, gateway_url, private_redis):
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "LOG_LEVEL": "INFO",  # the worker fixture waits for its "ready." line
         "PYTHONUNBUFFERED": "1",
-        "OUTBOX_DISPATCHER": "1",  # the production setup: only the dispatcher publishes
     }
     web_env = {
         **env,
