@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -24,9 +24,12 @@ from django.db.models import Avg, Count, Value
 from django.utils import timezone
 
 from orderflow.core.tenancy import Store
-from orders.models import Order
+from orders import selectors as order_selectors
 
 APPROVE, REVIEW, REJECT = "approve", "review", "reject"
+
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order
 
 # Store.settings keys this module reads beyond the platform defaults, with their defaults.
 DEFAULTS: dict[str, Any] = {
@@ -281,7 +284,8 @@ def _store_history(store: Store, order: Order, now) -> dict[str, Any]:
             return {"avg": _decimal_or_none(cached["avg"]), "n": cached["n"]}
     month = now - timedelta(days=30)
     history = (
-        Order.all_stores.filter(store=store, currency=order.currency, created_at__gte=month)
+        order_selectors.store_orders(store)
+        .filter(currency=order.currency, created_at__gte=month)
         .exclude(pk=order.pk)
         .aggregate(avg=Avg("total"), n=Count("id"))
     )
@@ -302,7 +306,7 @@ def gather_facts(order: Order) -> Facts:
     now = timezone.now()
     window = int(store_setting(store, "fraud_velocity_window_minutes"))
     since = now - timedelta(minutes=window)
-    orders = Order.all_stores.filter(store=store)
+    orders = order_selectors.store_orders(store)
     recent = orders.filter(created_at__gte=since)
     email = order.customer_email
     same_email = orders.filter(customer_email__iexact=email)

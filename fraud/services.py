@@ -9,6 +9,7 @@ released. A second run finds the order no longer pending (or in review) and does
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -17,12 +18,15 @@ from orderflow.core.events import emit
 from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.locks import lock_order, lock_order_or_404
-from orders.models import Order
+from orders.states import OrderStatus
 
 from . import rules
 
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order
+
 ACTOR = "fraud"
-OS = Order.Status
+OS = OrderStatus
 
 
 def screen(*, store: Store, order_id: uuid.UUID | str) -> Order | None:

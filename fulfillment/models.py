@@ -14,7 +14,6 @@ from django.db import models
 from django.db.models import F, Q
 
 from orderflow.core.tenancy import TenantModel
-from orders.models import Order
 
 
 class Fulfillment(TenantModel):
@@ -38,7 +37,7 @@ class Fulfillment(TenantModel):
     del S
     EVENT_PREFIX = "fulfillment"
 
-    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="fulfillment")
+    order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="fulfillment")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     package_count = models.PositiveSmallIntegerField(null=True, blank=True)
     weight_grams = models.PositiveIntegerField(null=True, blank=True)
@@ -119,7 +118,7 @@ class Shipment(TenantModel):
     EVENT_PREFIX = "shipment"
 
     fulfillment = models.OneToOneField(Fulfillment, on_delete=models.CASCADE, related_name="shipment")
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments")
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="shipments")
     carrier = models.CharField(max_length=32)
     # Globally unique, not per store: the carrier's webhook carries no store, only this number.
     tracking_number = models.CharField(max_length=40, unique=True)

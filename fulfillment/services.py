@@ -9,7 +9,7 @@ order `paid → fulfilling` when the fulfillment starts, `→ ready_to_ship` whe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -21,7 +21,7 @@ from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.locks import lock_order_or_404
-from orders.models import Order
+from orders.states import FulfillmentStatus, OrderStatus
 
 from . import delivery
 from .models import Fulfillment, FulfillmentLine, Shipment
@@ -32,6 +32,9 @@ AUTOPILOT_ACTOR = "autopilot"
 
 FS = Fulfillment.Status
 
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order
+
 
 def _lock(store: Store, fulfillment: Fulfillment) -> tuple[Order, Fulfillment]:
     """Lock the order, then the fulfillment, and return fresh copies of both."""
@@ -39,7 +42,7 @@ def _lock(store: Store, fulfillment: Fulfillment) -> tuple[Order, Fulfillment]:
     fresh = Fulfillment.all_stores.select_for_update().filter(store=store, pk=fulfillment.pk).first()
     if fresh is None:
         raise NotFound("No such fulfillment.")
-    if order.status == Order.Status.CANCELLED and fresh.status != FS.CANCELLED:
+    if order.status == OrderStatus.CANCELLED and fresh.status != FS.CANCELLED:
         raise InvalidTransition(
             "The order is cancelled; its fulfillment is being cancelled.",
             extra={"from": fresh.status, "to": None},
@@ -87,10 +90,10 @@ def start_fulfillment(
 
 
 def _open_pick_list(store: Store, order: Order, actor: str) -> Fulfillment:
-    if order.status != Order.Status.PAID:
+    if order.status != OrderStatus.PAID:
         raise InvalidTransition(
             f"Order #{order.number} is '{order.status}', not paid: nothing to fulfil.",
-            extra={"from": order.status, "to": Order.Status.FULFILLING},
+            extra={"from": order.status, "to": OrderStatus.FULFILLING},
         )
     fulfillment = Fulfillment.all_stores.create(store=store, order=order)
     lines = [
@@ -160,7 +163,7 @@ def pick(
     now = timezone.now()
     if fresh.status == FS.PENDING:
         transition(fresh, FS.PICKING, reason="pick started", actor=actor, data={"lines": payload})
-        order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.PICKING)
+        order_services.record_fulfillment_progress(order=order, status=FulfillmentStatus.PICKING)
     if complete and fresh.picked_at is None:
         Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by=actor, picked_at=now, updated_at=now)
         fresh.picked_by, fresh.picked_at, fresh.updated_at = actor, now, now
@@ -212,7 +215,7 @@ def pack(
         },
         data={"packages": packages, "weight_grams": weight_grams},
     )
-    order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.PACKED)
+    order_services.record_fulfillment_progress(order=order, status=FulfillmentStatus.PACKED)
     return _refresh_into(fulfillment, fresh)
 
 
@@ -289,7 +292,7 @@ def cancel_fulfillment(
         actor=actor,
         updates={"cancelled_by": actor, "cancelled_at": timezone.now()},
     )
-    order_services.record_fulfillment_progress(order=order, status=Order.FulfillmentStatus.CANCELLED)
+    order_services.record_fulfillment_progress(order=order, status=FulfillmentStatus.CANCELLED)
     return fulfillment
 
 

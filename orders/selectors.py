@@ -17,7 +17,7 @@ from orderflow.core.errors import NotFound, ValidationFailed
 from orderflow.core.events import Event
 from orderflow.core.tenancy import NoStoreInContext, Store
 
-from .models import IdempotencyRecord, Order
+from .models import IdempotencyRecord, Order, OrderItem
 
 
 def _require(store: Store | None) -> Store:
@@ -384,3 +384,24 @@ def figures_by_store(*, since: datetime, recent_since: datetime) -> dict[int, di
         .order_by()
     )
     return {r["store_id"]: r for r in rows}
+
+
+# ---------------------------------------------------------------- reads for the other apps
+
+
+def store_orders(store: Store) -> QuerySet[Order]:
+    """Every order of the store, unevaluated: for the other apps' own bounded reads (the fraud
+    check's velocity counts and history), which filter and cap it themselves."""
+    return Order.all_stores.filter(store=store)
+
+
+def order_is_gone(store_id: int, order_id: Any) -> bool:
+    """Was the order cancelled or expired? (one indexed read, for a publish-time filter)"""
+    return Order.all_stores.filter(
+        store_id=store_id, pk=order_id, status__in=(Order.Status.CANCELLED, Order.Status.EXPIRED)
+    ).exists()
+
+
+def items_of(store: Store, order_id: Any) -> list[OrderItem]:
+    """The order's lines, in the order they were placed."""
+    return list(OrderItem.all_stores.filter(store=store, order_id=order_id).order_by("id"))

@@ -133,6 +133,14 @@ def start_fulfilling(*, order: Order, actor: str) -> Order:
     return _move(order, OS.FULFILLING, actor=actor, reason="fulfillment started")
 
 
+def resume_payment_progress(*, order_id: Any, attempts: int) -> None:
+    """A payment that waited for the gateway is released: the order's mirror leaves `waiting`
+    (processing if it was tried before, else pending) — only if it still says waiting."""
+    Order.all_stores.filter(pk=order_id, payment_status="waiting").update(
+        payment_status="processing" if attempts else "pending", updated_at=timezone.now()
+    )
+
+
 def record_fulfillment_progress(*, order: Order, status: str) -> Order:
     """Mirror the warehouse's progress (picking, packed, cancelled) on the order."""
     now = timezone.now()

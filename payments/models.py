@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models import F, Q
 
 from orderflow.core.tenancy import TenantModel
-from orders.models import Order
 
 
 class Payment(TenantModel):
@@ -44,7 +43,7 @@ class Payment(TenantModel):
     EVENT_PREFIX = "payment"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="payment")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -161,7 +160,7 @@ class Refund(TenantModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

@@ -27,7 +27,7 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.db import transaction
@@ -42,7 +42,7 @@ from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.idempotency import IdempotencyKeyReused
 from orders.locks import lock_order_or_404
-from orders.models import Order, OrderItem
+from orders.states import OrderStatus
 
 from . import breaker, gateway
 from .models import Payment, Refund, RefundLine
@@ -50,10 +50,13 @@ from .services import ACTOR, Step, _gateway_alive, _gateway_failed, max_attempts
 
 log = logging.getLogger("orderflow.payments")
 
-OS = Order.Status
+OS = OrderStatus
 PS = Payment.Status
 RS = Refund.Status
 CENT = Decimal("0.01")
+
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order, OrderItem
 
 
 class RefundNotAllowed(Conflict):

@@ -20,7 +20,7 @@ It lives in payments because it reopens the Payment; orders (intake) may not cal
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -31,14 +31,18 @@ from orderflow.core.errors import Conflict, InsufficientStock, InvalidTransition
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
+from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.cards import card_summary
 from orders.locks import lock_order_or_404
-from orders.models import Order, OrderItem
+from orders.states import OrderStatus, PaymentStatus
 
 from .models import Payment
 
-OS = Order.Status
+OS = OrderStatus
+
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order, OrderItem
 PS = Payment.Status
 SHOPPER = "shopper"
 
@@ -80,7 +84,7 @@ def retry_payment(
         payment = Payment.all_stores.select_for_update().filter(order=order).first()
         if card is None and not (vault.detokenize(store.pk, order.pk) or {}).get("card_number"):
             raise CardTokenExpired()
-        items = list(OrderItem.all_stores.filter(store=store, order=order).order_by("id"))
+        items = order_selectors.items_of(store, order.pk)
         _check_still_sold(store, items)
         inventory_services.reserve_stock(
             store=store, lines=[(i.product_id, i.quantity) for i in items], order_id=order.pk, actor=actor
@@ -89,7 +93,7 @@ def retry_payment(
             "error_code": payment.error_code if payment else "",
             "decline_code": payment.decline_code if payment else "",
         }
-        order_updates: dict[str, Any] = {"payment_status": Order.PaymentStatus.PENDING, "payment_attempts": 0}
+        order_updates: dict[str, Any] = {"payment_status": PaymentStatus.PENDING, "payment_attempts": 0}
         if card is not None:
             brand, last4 = card_summary(card["card_number"])
             order_updates.update(card_brand=brand, card_last4=last4)

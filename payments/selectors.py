@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from orderflow.core.tenancy import Store
-from orders.models import Order
+from orders import selectors as order_selectors
 
 from . import breaker, services
 from .models import Payment, PaymentAttempt
@@ -31,10 +31,8 @@ def attempts(store: Store, payment: Payment) -> QuerySet[PaymentAttempt]:
 
 
 def order_is_gone(store_id: int, order_id: Any) -> bool:
-    """Was the order cancelled or expired? (one indexed read, for a publish-time filter)"""
-    return Order.all_stores.filter(
-        store_id=store_id, pk=order_id, status__in=("cancelled", "expired")
-    ).exists()
+    """Was the order cancelled or expired? (orders' one indexed read, for a publish-time filter)"""
+    return order_selectors.order_is_gone(store_id, order_id)
 
 
 def waiting_for_gateway(payment: Payment | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,15 +30,18 @@ from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.locks import lock_order
-from orders.models import Order
+from orders.states import OrderStatus
 
 from . import breaker, gateway
 from .models import Payment, PaymentAttempt
 
+if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
+    from orders.models import Order
+
 log = logging.getLogger("orderflow.payments")
 
 ACTOR = "payments"
-OS = Order.Status
+OS = OrderStatus
 PS = Payment.Status
 
 
@@ -58,7 +61,7 @@ def screen_order(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
 def opened_payment(order: Order | None) -> Payment | None:
     """The Payment `open_payment` just opened for this order instance, with no query (None if it
     did not open one here)."""
-    if order is None or not Order.payment.is_cached(order):
+    if order is None or not type(order).payment.is_cached(order):  # our reverse relation
         return None
     return order.payment
 
@@ -414,9 +417,7 @@ def release_waiting() -> list[tuple[uuid.UUID, int, str]]:
                 },
                 actor=ACTOR,
             )
-            Order.all_stores.filter(pk=payment.order_id, payment_status="waiting").update(
-                payment_status="processing" if payment.attempts else "pending", updated_at=now
-            )
+            order_services.resume_payment_progress(order_id=payment.order_id, attempts=payment.attempts)
             released.append((payment.pk, payment.store_id, slot))
     return released
 
