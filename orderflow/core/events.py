@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,13 @@ log = logging.getLogger("orderflow.events")
 # when published inline, a whole batch from the dispatcher). The dashboard's live push listens.
 events_published = Signal()
 
+# Tracing hooks, set by orderflow/observability/tracing.py when tracing is on (None: off, no cost).
+# `trace_capture()` gives the current span's W3C traceparent, stored on the event by `emit()`;
+# `trace_resume(traceparent)` makes it current while the event's handler messages are published, so
+# a handler's task joins the trace of the request or task that emitted the event.
+trace_capture: Callable[[], str | None] | None = None
+trace_resume: Callable[[str], AbstractContextManager] | None = None
+
 
 class Event(TenantModel):
     id = models.BigAutoField(primary_key=True)
@@ -50,6 +58,8 @@ class Event(TenantModel):
     actor = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    # The emitting span's W3C traceparent when tracing is on (orderflow/observability/tracing.py).
+    trace_context = models.CharField(max_length=128, null=True, blank=True, editable=False)
 
     class Meta(TenantModel.Meta):
         ordering = ["id"]
@@ -235,6 +245,7 @@ def emit(
         order_id=order_id,
         data=data or {},
         actor=actor,
+        trace_context=trace_capture() if trace_capture is not None else None,
     )
     rows.insert([event])
     for handler in inline_handlers_for(topic):
@@ -246,10 +257,14 @@ def emit(
 
 def send_to_handlers(event: Event) -> None:
     """One Celery message per handler that wants the event: its own task. Raises if the broker
-    refuses."""
-    for handler in handlers_for(event.topic):
-        if handler.wanted_for(event):
-            handler.task.apply_async(args=[event.pk], queue=handler.queue)
+    refuses. A traced event's context goes in the message headers (and is current while they are
+    sent, for the Celery instrumentation's publish span)."""
+    headers = {"traceparent": event.trace_context} if event.trace_context else None
+    resume = trace_resume(event.trace_context) if headers and trace_resume is not None else nullcontext()
+    with resume:
+        for handler in handlers_for(event.topic):
+            if handler.wanted_for(event):
+                handler.task.apply_async(args=[event.pk], queue=handler.queue, headers=headers)
 
 
 def notify_live(events: list[Event]) -> None:
