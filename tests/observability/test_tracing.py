@@ -133,6 +133,52 @@ def test_a_published_event_continues_the_trace_of_the_span_that_emitted_it(store
 # ------------------------------------------------------------------- across the processes
 
 
+@pytest.mark.parametrize("entry", ["orderflow.asgi", "orderflow.wsgi"])
+def test_the_web_entry_points_trace_requests_when_configured(entry, otlp_receiver):
+    """The entry point a server loads, with the endpoint set: its requests are SERVER spans of
+    service orderflow-web, exported over OTLP (the middleware was in place before the first request)."""
+    code = (
+        f"import {entry} as entry\n"
+        "from orderflow.observability import tracing\n"
+        "assert tracing.tracer_provider is not None\n"
+        "if hasattr(entry, 'django_asgi_app'):\n"
+        "    from asgiref.sync import async_to_sync\n"
+        "    from asgiref.testing import ApplicationCommunicator\n"
+        "    async def get():\n"
+        "        scope = {'type': 'http', 'method': 'GET', 'path': '/healthz', 'query_string': b'',\n"
+        "                 'headers': [(b'host', b'localhost')], 'server': ('localhost', 80),\n"
+        "                 'scheme': 'http', 'http_version': '1.1', 'asgi': {'version': '3.0'}}\n"
+        "        app = ApplicationCommunicator(entry.application, scope)\n"
+        "        await app.send_input({'type': 'http.request', 'body': b''})\n"
+        "        start = await app.receive_output(10)\n"
+        "        await app.receive_output(10)\n"
+        "        return start['status']\n"
+        "    status = async_to_sync(get)()\n"
+        "else:\n"
+        "    import io\n"
+        "    seen = []\n"
+        "    environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/healthz', 'SERVER_NAME': 'localhost',\n"
+        "               'SERVER_PORT': '80', 'HTTP_HOST': 'localhost', 'wsgi.url_scheme': 'http',\n"
+        "               'wsgi.input': io.BytesIO(), 'wsgi.errors': io.StringIO()}\n"
+        "    b''.join(entry.application(environ, lambda s, h, *a: seen.append(s)))\n"
+        "    status = int(seen[0].split()[0])\n"
+        "assert status == 200, status\n"
+        "tracing.shutdown_tracing()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="orderflow.settings_test", OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.url
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    served = [
+        s for s in otlp_receiver.snapshot() if s["service"] == "orderflow-web" and s["kind"] == "server"
+    ]
+    assert [s["name"] for s in served] == ["GET healthz"]
+
+
 class OtlpReceiver:
     """A minimal OTLP/HTTP trace collector on a free port: keeps every span the worker and the
     dispatcher export (the test process keeps its own in memory)."""
@@ -172,6 +218,7 @@ class OtlpReceiver:
                         {
                             "service": resource.get("service.name"),
                             "name": span.name,
+                            "kind": {2: "server", 3: "client", 4: "producer", 5: "consumer"}.get(span.kind),
                             "trace_id": int.from_bytes(span.trace_id, "big"),
                             "span_id": int.from_bytes(span.span_id, "big"),
                             "parent_id": int.from_bytes(span.parent_span_id, "big")
