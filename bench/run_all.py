@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 from bench import common
 from bench.common import RESULTS, ROOT, say
 
-ALL = ["ingest", "pipeline", "live_push", "soak", "stats"]
+ALL = ["ingest", "pipeline", "flow_cost", "live_push", "soak", "stats"]
 README = ROOT / "README.md"
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
@@ -55,6 +55,27 @@ def fmt(v: Any, nd: int = 1) -> str:
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
+
+
+def pace(results: dict[str, Any]) -> dict[str, float] | None:
+    """Do the workers keep pace with the front door? Pipeline orders/s to paid (the better worker
+    count) ÷ ingest orders/s (the best concurrency), both from this run. Goal ≥ 0.5."""
+    ing, pl = results.get("ingest"), results.get("pipeline")
+    if not (isinstance(ing, dict) and "concurrency" in ing and isinstance(pl, dict) and "by_procs" in pl):
+        return None
+    door = max(r["ingest"]["rps"] for r in ing["concurrency"].values())
+    paid = max(r["pipeline"].get("rate_paid", 0.0) for r in pl["by_procs"].values())
+    return {"ingest_rps": door, "paid_rps": paid, "pace": paid / door if door else 0.0}
+
+
+def flow_cost_line(results: dict[str, Any]) -> str | None:
+    fc = results.get("flow_cost")
+    if not (isinstance(fc, dict) and "by_lines" in fc):
+        return None
+    return ", ".join(
+        f"{r['lines']} line(s): {r['messages']} message(s), {r['statements']} statements"
+        for r in fc["by_lines"]
+    )
 
 
 def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Namespace, elapsed: float) -> str:
@@ -136,6 +157,13 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
                 f"{fmt(p['to_shipped_s'])} s | {p['rate_shipped']:.1f} | {p['tasks_per_order']} | {n['rate']:.1f} | "
                 f"{n['tasks_per_s']:.0f} | **{r['ratio']:.2f}** |"
             )
+        pc = pace(results)
+        if pc:
+            lines += ["", f"**Pace** (pipeline orders/s to paid ÷ ingest orders/s, this run): {pc['paid_rps']:.1f} ÷ "
+                      f"{pc['ingest_rps']:.1f} = **{pc['pace']:.2f}** (goal ≥ 0.5)."]  # fmt: skip
+        fcl = flow_cost_line(results)
+        if fcl:
+            lines += ["", f"Accepted to paid, per order (bench/flow_cost.py): {fcl}."]
         first = next(iter(pl["by_procs"].values()))["pipeline"]
         lines += ["", f"Tasks per order by name: {first['tasks_by_name_per_order']}.  ",
                   f"Registry: {first['registry']['events_per_order']} events per order, "
@@ -233,6 +261,13 @@ def readme_table(results: dict[str, Any], machine: dict[str, Any], args: argpars
                 f"({p['orders']} orders, {p['tasks_per_order']} tasks each); no-op chains {r['noop']['rate']:.1f}/s; "
                 f"**ratio {r['ratio']:.2f}** | ratio ≥ 0.5 |"
             )
+    pc = pace(results)
+    if pc:
+        rows.append(f"| pace: orders/s paid ÷ orders/s accepted | {pc['paid_rps']:.1f} ÷ {pc['ingest_rps']:.1f} = "
+                    f"**{pc['pace']:.2f}** | ≥ 0.5 |")  # fmt: skip
+    fcl = flow_cost_line(results)
+    if fcl:
+        rows.append(f"| accepted to paid, per order | {fcl} | ≤ 3 messages, ≤ 40 statements |")
     for key, label in (("live_push", "live push"), ("live_push_pubsub", "live push, pub/sub layer")):
         lp = results.get(key)
         if isinstance(lp, dict) and "p95_ms" in lp:
@@ -310,7 +345,7 @@ def main() -> int:
         results["_carried_over"] = sorted(carried)
         say(f"carried over from the last run: {', '.join(sorted(carried)) or 'nothing'}")
     started = time.time()
-    from bench import ingest, live_push, pipeline, soak
+    from bench import flow_cost, ingest, live_push, pipeline, soak
 
     for name in todo:
         say(f"=== {name}")
@@ -328,6 +363,8 @@ def main() -> int:
                         quick=args.quick, orders=args.orders, procs=[1, 2], profile=args.profile
                     )
                 )
+            elif name == "flow_cost":
+                results[name] = flow_cost.run(argparse.Namespace(lines=[1, 5, 20]))
             elif name == "live_push":
                 ns = argparse.Namespace(quick=args.quick, clients=200, rate=args.live_rate, seconds=None)
                 results[name] = live_push.run(ns)

@@ -33,9 +33,7 @@ def screen(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
         if order is None or order.status != OS.PENDING:
             return order
         assessment = rules.assess(order)
-        order_services.record_risk(
-            order=order, score=assessment.score, decision=assessment.decision, rules=assessment.rules
-        )
+        risk = order_services.Risk(assessment.score, assessment.decision, assessment.rules)
         emit(
             "fraud.checked",
             store=store,
@@ -47,7 +45,7 @@ def screen(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
         reason = f"fraud score {assessment.score}"
         if assessment.decision == rules.APPROVE:
             order_services.approve_for_payment(
-                order=order, actor=ACTOR, reason=reason, data={"score": assessment.score}
+                order=order, actor=ACTOR, reason=reason, data={"score": assessment.score}, risk=risk
             )
         elif assessment.decision == rules.REVIEW:
             order_services.hold_for_review(
@@ -55,9 +53,10 @@ def screen(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
                 actor=ACTOR,
                 reason=reason,
                 data={"score": assessment.score, "rules": assessment.rules},
+                risk=risk,
             )
         else:
-            order_services.reject(order=order, actor=ACTOR, reason=reason)
+            order_services.reject(order=order, actor=ACTOR, reason=reason, risk=risk)
     return order
 
 

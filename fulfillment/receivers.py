@@ -21,7 +21,9 @@ def open_fulfillment(event: Event) -> None:
     """A paid order gets its pick list in the transaction that records the payment (so no paid
     order waits on a lost message for its fulfillment); in demo mode the autopilot takes it from
     there, after that transaction commits."""
-    fulfillment = services.start_fulfillment(store=event.store, order_id=event.order_id)
+    fulfillment = services.start_fulfillment(
+        store=event.store, order_id=event.order_id, order=event.emitted_subject
+    )
     if fulfillment.status == Fulfillment.Status.PENDING and services.autopilot_enabled(event.store):
         tasks.autopilot_step.apply_async_on_commit(
             (fulfillment.pk, event.store.pk), countdown=settings.FULFILLMENT_AUTOPILOT_STEP_SECONDS

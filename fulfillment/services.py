@@ -66,34 +66,44 @@ def _lines_payload(fulfillment: Fulfillment) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------- start
 
 
-@transaction.atomic
-def start_fulfillment(*, store: Store, order_id: Any, actor: str = "system") -> Fulfillment:
+def start_fulfillment(
+    *, store: Store, order_id: Any, actor: str = "system", order: Order | None = None
+) -> Fulfillment:
     """Open the pick list of a paid order and move the order to `fulfilling`.
 
     Idempotent: one fulfillment per order (the OneToOne holds it); a second call returns the first.
-    Refused (409) when the order is not `paid` — e.g. it was cancelled before we got to it."""
-    order = lock_order_or_404(store, order_id)
-    existing = Fulfillment.all_stores.filter(store=store, order=order).first()
-    if existing is not None:
-        return existing
+    Refused (409) when the order is not `paid` — e.g. it was cancelled before we got to it.
+    `order`: the order the caller's transaction just marked paid (the inline handler of
+    `order.paid`): locked already, paid once by its table, so it has no pick list yet — opened
+    with no savepoint and no second read."""
+    if order is not None and order.pk == order_id:
+        return _open_pick_list(store, order, actor)
+    with transaction.atomic():
+        order = lock_order_or_404(store, order_id)
+        existing = Fulfillment.all_stores.filter(store=store, order=order).first()
+        if existing is not None:
+            return existing
+        return _open_pick_list(store, order, actor)
+
+
+def _open_pick_list(store: Store, order: Order, actor: str) -> Fulfillment:
     if order.status != Order.Status.PAID:
         raise InvalidTransition(
             f"Order #{order.number} is '{order.status}', not paid: nothing to fulfil.",
             extra={"from": order.status, "to": Order.Status.FULFILLING},
         )
     fulfillment = Fulfillment.all_stores.create(store=store, order=order)
-    FulfillmentLine.all_stores.bulk_create(
-        [
-            FulfillmentLine(store=store, fulfillment=fulfillment, sku=i.sku, name=i.name, quantity=i.quantity)
-            for i in order.items.all().order_by("id")
-        ]
-    )
+    lines = [
+        FulfillmentLine(store=store, fulfillment=fulfillment, sku=i.sku, name=i.name, quantity=i.quantity)
+        for i in order.items.all().order_by("id")
+    ]
+    FulfillmentLine.all_stores.bulk_create(lines)
     emit(
         "fulfillment.created",
         store=store,
         order_id=order.pk,
         subject=fulfillment,
-        data={"lines": [{"sku": x["sku"], "quantity": x["quantity"]} for x in _lines_payload(fulfillment)]},
+        data={"lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines]},
         actor=actor,
     )
     order_services.start_fulfilling(order=order, actor=actor)

@@ -482,22 +482,22 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
 
     Emits `inventory.updated` with per-SKU levels and, if a SKU is at or under its threshold and
     not yet reported, `inventory.threshold_reached` at once. Idempotent. Returns units committed."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         levels = _order_levels_locked(store, order_id)
         if not levels:
             return 0
         held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
+        now = timezone.now()
         for level in levels:
             q = held.get(level.product_id, 0)
             if q <= 0:
                 continue
-            StockLevel.all_stores.filter(pk=level.pk).update(
-                on_hand=F("on_hand") - q, reserved=F("reserved") - q, updated_at=timezone.now()
-            )
+            # the levels are locked (FOR UPDATE above), so new absolute values are safe to write
             level.on_hand -= q
             level.reserved -= q
+            level.updated_at = now
             rows.append(
                 StockMovement(
                     store=store,
@@ -513,6 +513,7 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
             moved.append(level)
         if not rows:
             return 0
+        StockLevel.all_stores.bulk_update(moved, ["on_hand", "reserved", "updated_at"])  # one statement
         StockMovement.all_stores.bulk_create(rows)
         _emit_updated(store, moved, reason="commit", actor=actor, order_id=order_id)
         for level in moved:

@@ -5,6 +5,7 @@ whatever Redis `make run` found or started. Production (DATABASE_URL=postgres://
 redis://...): what CI tests and what the README documents for scaling out.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,9 +92,11 @@ INSTALLED_APPS = [
     "fulfillment",
     "alerts",
     "dashboard",
+    "orderflow.observability",  # metrics: listens to every app, none imports it
 ]
 
 MIDDLEWARE = [
+    "orderflow.observability.middleware.RequestMetricsMiddleware",  # outermost: times all the rest
     "orderflow.core.request_log.RequestLogMiddleware",
     "orderflow.core.errors.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -479,6 +482,16 @@ WEBHOOK_RETRY_BACKOFF_MAX = env.float("WEBHOOK_RETRY_BACKOFF_MAX", default=600.0
 WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
 WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
 WEBHOOK_STALE_AFTER_SECONDS = env.float("WEBHOOK_STALE_AFTER_SECONDS", default=300.0)
+
+# --- metrics (orderflow/observability; docs/operations.md, "Metrics") ---------------------------
+# GET /metrics (Prometheus text) wants `Authorization: Bearer <METRICS_TOKEN>`; with none set it is
+# a 404: nothing is exposed by default. Give every process of a host the same empty-at-start
+# PROMETHEUS_MULTIPROC_DIR (read from the environment by prometheus_client itself) and a scrape
+# sums them all: web, workers, beat, dispatcher.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set but empty would still turn the mode on
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # scraped over plain http from inside, as the probes
 
 # --- logging ------------------------------------------------------------------------------------
 LOGGING = {

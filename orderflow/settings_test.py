@@ -35,6 +35,7 @@ os.environ.setdefault("API_KEY_PEPPER", "test-suite-api-key-pepper-0123456789")
 os.environ.setdefault("CARRIER_SECRETS", "dhl=test-suite-dhl-carrier-key,ups=test-suite-ups-carrier-key")
 os.environ.setdefault("CARD_VAULT_KEY", "dGVzdC1zdWl0ZS1jYXJkLXZhdWx0LWtleS0zMmJ5dGU=")
 os.environ.setdefault("IDEMPOTENCY_FINGERPRINT_KEY", "test-suite-idempotency-fingerprint-key")
+os.environ.setdefault("METRICS_TOKEN", "test-suite-metrics-token")
 # Plain http on localhost (the test client, the integration servers).
 for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
     os.environ.setdefault(_name, "false")

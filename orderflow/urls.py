@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orderflow.core import health
+from orderflow.observability import exposition
 
 handler400 = "orderflow.core.errors.handler400"
 handler403 = "orderflow.core.errors.handler403"
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/dashboard/", permanent=False), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", exposition.metrics, name="metrics"),  # Prometheus, behind METRICS_TOKEN
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,21 +42,37 @@ def _move(order: Order, to: str, *, actor: str, reason: str = "", data=None, upd
     return transition(order, to, reason=reason, actor=actor, data=data, updates=updates)
 
 
-def hold_for_review(*, order: Order, actor: str, reason: str, data: dict[str, Any]) -> Order:
-    """The fraud check wants a person to look: `fraud_review`."""
-    return _move(order, OS.FRAUD_REVIEW, actor=actor, reason=reason, data=data)
+@dataclass(frozen=True)
+class Risk:
+    """The fraud check's outcome, kept on the order (score 0–100, approve/review/reject, rule hits)."""
+
+    score: int
+    decision: str
+    rules: list[dict[str, Any]]
+
+    def columns(self) -> dict[str, Any]:
+        return {"risk_score": self.score, "risk_decision": self.decision, "risk_rules": self.rules}
+
+
+def hold_for_review(*, order: Order, actor: str, reason: str, data: dict[str, Any], risk: Risk) -> Order:
+    """The fraud check wants a person to look: `fraud_review`, its risk kept in the same UPDATE."""
+    return _move(order, OS.FRAUD_REVIEW, actor=actor, reason=reason, data=data, updates=risk.columns())
 
 
 def approve_for_payment(
-    *, order: Order, actor: str, reason: str, data: dict[str, Any] | None = None
+    *, order: Order, actor: str, reason: str, data: dict[str, Any] | None = None, risk: Risk | None = None
 ) -> Order:
-    """Screened (or cleared by an operator): `payment_processing`; payments charges it."""
-    return _move(order, OS.PAYMENT_PROCESSING, actor=actor, reason=reason, data=data)
+    """Screened (its risk kept in the same UPDATE) or cleared by an operator: `payment_processing`;
+    payments charges it."""
+    updates = risk.columns() if risk is not None else None
+    return _move(order, OS.PAYMENT_PROCESSING, actor=actor, reason=reason, data=data, updates=updates)
 
 
-def reject(*, order: Order, actor: str, reason: str) -> Order:
-    """Refused by the fraud check or an operator: `rejected`, its reservation released."""
-    _move(order, OS.REJECTED, actor=actor, reason=reason)
+def reject(*, order: Order, actor: str, reason: str, risk: Risk | None = None) -> Order:
+    """Refused by the fraud check (its risk kept) or an operator: `rejected`, its reservation released."""
+    _move(
+        order, OS.REJECTED, actor=actor, reason=reason, updates=risk.columns() if risk is not None else None
+    )
     release_stock(store=order.store, order_id=order.pk, actor=actor, reason="order rejected")
     _forget_card_on_commit(order)
     return order
@@ -105,20 +122,6 @@ def record_payment_progress(*, order: Order, status: str, attempts: int | None =
     values: dict[str, Any] = {"payment_status": status, "updated_at": timezone.now()}
     if attempts is not None:
         values["payment_attempts"] = attempts
-    Order.all_stores.filter(pk=order.pk).update(**values)
-    for name, value in values.items():
-        setattr(order, name, value)
-    return order
-
-
-def record_risk(*, order: Order, score: int, decision: str, rules: list[dict[str, Any]]) -> Order:
-    """Keep the fraud check's outcome on the order (score 0–100, approve/review/reject, rule hits)."""
-    values = {
-        "risk_score": score,
-        "risk_decision": decision,
-        "risk_rules": rules,
-        "updated_at": timezone.now(),
-    }
     Order.all_stores.filter(pk=order.pk).update(**values)
     for name, value in values.items():
         setattr(order, name, value)

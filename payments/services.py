@@ -55,6 +55,14 @@ def screen_order(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
     return order
 
 
+def opened_payment(order: Order | None) -> Payment | None:
+    """The Payment `open_payment` just opened for this order instance, with no query (None if it
+    did not open one here)."""
+    if order is None or not Order.payment.is_cached(order):
+        return None
+    return order.payment
+
+
 def approve_order(*, store: Store, order_id: uuid.UUID | str, actor: str) -> Order:
     """An operator clears an order held for review (fraud.services.approve) and its Payment opens
     in the same transaction, so the API's answer can show it; the charge follows on
@@ -72,7 +80,7 @@ def open_payment(*, order: Order) -> Payment:
     if existing is not None:
         return existing
     payment_id = uuid.uuid4()
-    return Payment.all_stores.create(
+    payment = Payment.all_stores.create(
         id=payment_id,
         order=order,
         store=order.store,
@@ -81,6 +89,8 @@ def open_payment(*, order: Order) -> Payment:
         idempotency_key=f"charge-{payment_id}",
         window_ends_at=order.created_at + timedelta(minutes=payment_window_minutes(order.store)),
     )
+    payment.known_attempt_rows = 0  # a new payment has no attempts: _begin_attempt need not count
+    return payment
 
 
 def payment_window_minutes(store: Store) -> int:
@@ -93,7 +103,7 @@ def payment_window_minutes(store: Store) -> int:
 
 def ensure_payment(*, store: Store, order_id: uuid.UUID | str) -> Payment | None:
     """The Payment of an order that is in payment_processing (created if it is missing)."""
-    payment = Payment.all_stores.filter(store=store, order_id=order_id).first()
+    payment = Payment.all_stores.select_related("order").filter(store=store, order_id=order_id).first()
     if payment is not None:
         return payment
     with transaction.atomic():
@@ -164,21 +174,30 @@ def _window_over(payment: Payment) -> bool:
 
 
 def attempt_charge(
-    *, store: Store, payment_id: uuid.UUID | str, slot: str | None = None, wake: str | None = None
+    *,
+    store: Store,
+    payment_id: uuid.UUID | str,
+    slot: str | None = None,
+    wake: str | None = None,
+    payment: Payment | None = None,
 ) -> Step:
     """One turn of the charge task: at most one gateway call, its outcome recorded.
 
     `slot`: a gateway-semaphore slot the release took for this payment (given back here, whatever
     happens). `wake`: this turn is the wake-up of the wait named so; a wake-up whose wait is over
-    (released, or a newer wait) does nothing."""
+    (released, or a newer wait) does nothing. `payment`: the row (with its order) the caller just
+    read, to spare reading it again."""
     try:
-        return _attempt_charge(store, payment_id, slot, wake)
+        return _attempt_charge(store, payment_id, slot, wake, payment)
     finally:
         breaker.release_slot(slot)
 
 
-def _attempt_charge(store: Store, payment_id: Any, slot: str | None, wake: str | None) -> Step:
-    payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
+def _attempt_charge(
+    store: Store, payment_id: Any, slot: str | None, wake: str | None, payment: Payment | None
+) -> Step:
+    if payment is None:
+        payment = Payment.all_stores.select_related("order").filter(store=store, pk=payment_id).first()
     if payment is None or payment.status in Payment.FINAL_STATUSES:
         return Step("done", outcome=payment.status if payment else "missing")
     payment.store = payment.order.store = store
@@ -426,7 +445,8 @@ def _begin_attempt(payment: Payment) -> PaymentAttempt | None:
             payment.status = fresh.status
             return None
         attempts = fresh.attempts + 1
-        number = PaymentAttempt.all_stores.filter(payment=fresh).count() + 1
+        known = getattr(payment, "known_attempt_rows", None)
+        number = (known if known is not None else PaymentAttempt.all_stores.filter(payment=fresh).count()) + 1
         if fresh.status == PS.PENDING:
             transition(
                 fresh,

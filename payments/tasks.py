@@ -25,10 +25,10 @@ PS = Payment.Status
 def screen_then_charge(store: Store, order_id: str) -> None:
     """The step after intake, in one task: the fraud check and, when it approves (or an operator
     did), one charge turn. A redelivery finds the order screened and goes on to the charge."""
-    services.screen_order(store=store, order_id=order_id)
-    payment = services.ensure_payment(store=store, order_id=order_id)
+    order = services.screen_order(store=store, order_id=order_id)
+    payment = services.opened_payment(order) or services.ensure_payment(store=store, order_id=order_id)
     if payment is not None and payment.status in (PS.PENDING, PS.PROCESSING):
-        charge_now(str(payment.pk), store)
+        charge_now(payment, store)
 
 
 @shared_task(name="payments.screen_and_charge", acks_late=True, ignore_result=True)
@@ -40,18 +40,26 @@ def screen_and_charge(order_id: str, store_id: int) -> None:
             screen_then_charge(store, order_id)
 
 
-def charge_now(payment_id: str, store: Store) -> str:
+def charge_now(payment: Payment, store: Store) -> str:
     """One charge turn in the calling task (the handler that approved the order): the happy path
     costs no further message. A retry or a wait goes on in `charge_payment`, after its countdown."""
-    step = _charge_turn(store, payment_id)
+    step = _charge_turn(store, str(payment.pk), payment=payment)
     if step.kind in ("retry", "wait"):
-        charge_payment.apply_async((payment_id, store.pk), {"wake": step.wake}, countdown=step.delay)
+        charge_payment.apply_async((str(payment.pk), store.pk), {"wake": step.wake}, countdown=step.delay)
     return step.outcome
 
 
-def _charge_turn(store: Store, payment_id: str, slot: str | None = None, wake: str | None = None):
+def _charge_turn(
+    store: Store,
+    payment_id: str,
+    slot: str | None = None,
+    wake: str | None = None,
+    payment: Payment | None = None,
+):
     with use_store(store):
-        step = services.attempt_charge(store=store, payment_id=payment_id, slot=slot, wake=wake)
+        step = services.attempt_charge(
+            store=store, payment_id=payment_id, slot=slot, wake=wake, payment=payment
+        )
     if slot is not None or step.release:
         # a slot came back, or the gateway is back: release the next ones here and now (one queue
         # hop fewer per released payment than asking a release task to do it)

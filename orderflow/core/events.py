@@ -176,7 +176,9 @@ def on_event(
     `inline=True` runs it inside `emit()`, in the emitter's transaction: what it writes commits or
     rolls back with the state the event describes, and costs no message at all. Only for short
     database work of the next step that must not be lost between two transactions; it never calls
-    the outside world, and an exception in it fails the emitter's transaction."""
+    the outside world, and an exception in it fails the emitter's transaction. It may use
+    `event.emitted_subject`, the instance the emitter passed (locked by it), instead of reading it
+    again."""
 
     def register(func: Callable[[Event], Any]):
         handler_name = name or f"{func.__module__}.{func.__name__}"
@@ -248,6 +250,7 @@ def emit(
         trace_context=trace_capture() if trace_capture is not None else None,
     )
     rows.insert([event])
+    event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
     for handler in inline_handlers_for(topic):
         handler.func(event)
     if not settings.OUTBOX_DISPATCHER:
@@ -331,7 +334,14 @@ def run_handler_once(event_id: int, handler_name: str) -> bool:
     if handler is None:
         log.error("no handler %s registered (event %s)", handler_name, event_id)
         return False
-    event = Event.all_stores.select_related("store").filter(pk=event_id).first()
+    # one read for the event, its store and whether this handler already ran it
+    done = HandledEvent.objects.filter(event=models.OuterRef("pk"), handler=handler_name)
+    event = (
+        Event.all_stores.select_related("store")
+        .annotate(done=models.Exists(done))
+        .filter(pk=event_id)
+        .first()
+    )
     if event is None:
         log.warning("event %s is gone; handler %s skipped", event_id, handler_name)
         return False
@@ -342,7 +352,7 @@ def run_handler_once(event_id: int, handler_name: str) -> bool:
                     return False
                 handler.func(event)
             return True
-        if HandledEvent.objects.filter(event=event, handler=handler_name).exists():
+        if event.done:
             return False
         handler.func(event)
         _mark_handled(event.pk, handler_name)

@@ -2,16 +2,10 @@
 
 import pytest
 
-from tests.fulfillment.helpers import emit_payment_processed, make_paid_order
+from tests.fulfillment.helpers import make_paid_order
 
 
 @pytest.fixture
 def paid_order(store):
     """A paid order of store A (two lines), as payments leaves it."""
     return make_paid_order(store, ("SKU-A", 2), ("SKU-B", 1))
-
-
-@pytest.fixture
-def pay():
-    """`pay(order)` emits `payment.processed` for it, as payments does."""
-    return emit_payment_processed

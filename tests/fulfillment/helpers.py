@@ -17,7 +17,6 @@ from django.db.models import Max
 
 from fulfillment import delivery, services
 from fulfillment.models import Fulfillment, Shipment
-from orderflow.core.events import emit
 from orders.models import Order, OrderItem
 
 
@@ -53,18 +52,6 @@ def make_paid_order(store, *lines: tuple[str, int], price: str = "10.00") -> Ord
                 line_total=Decimal(price) * qty,
             )
     return order
-
-
-def emit_payment_processed(order: Order):
-    """What payments emits after it moved the order to `paid` and committed stock."""
-    return emit(
-        "payment.processed",
-        store=order.store,
-        order_id=order.pk,
-        subject=order,
-        data={"amount": str(order.total), "currency": order.currency, "charge_id": "ch_test", "attempts": 1},
-        actor="system",
-    )
 
 
 def started(store, *lines) -> Fulfillment:

@@ -2,12 +2,14 @@
 the simulated carrier delivers it, with the fast clock of settings_test."""
 
 import pytest
+from django.db import transaction
 
 from fulfillment.models import Fulfillment, Shipment
 from orderflow.core.events import Event
+from orders import services as order_services
 from orders.models import Order
 from tests.conftest import wait_until
-from tests.fulfillment.helpers import emit_payment_processed, make_paid_order
+from tests.fulfillment.helpers import make_paid_order
 
 DEMO = {"FULFILLMENT_AUTOPILOT": "1", "CARRIER_SIMULATOR": "1"}
 
@@ -16,8 +18,15 @@ DEMO = {"FULFILLMENT_AUTOPILOT": "1", "CARRIER_SIMULATOR": "1"}
 @pytest.mark.django_db(transaction=True)
 def test_autopilot_and_carrier_simulator_take_a_paid_order_to_delivered(start_worker, store):
     start_worker(env=DEMO)
+    store.settings = {**store.settings, "fulfillment_autopilot": True}  # read where the payment is recorded
+    store.save(update_fields=["settings"])
     order = make_paid_order(store, ("SKU-A", 2), ("SKU-B", 1))
-    emit_payment_processed(order)
+    Order.all_stores.filter(pk=order.pk).update(status=Order.Status.PAYMENT_PROCESSING)
+    order.refresh_from_db()
+    with transaction.atomic():  # as payments records a captured charge
+        order_services.mark_paid(
+            order=order, actor="payments", charge_id="ch_1", amount=order.total, attempts=1
+        )
 
     wait_until(
         lambda: Order.all_stores.filter(pk=order.pk, status="delivered").exists(),
@@ -34,7 +43,13 @@ def test_autopilot_and_carrier_simulator_take_a_paid_order_to_delivered(start_wo
 
     events = list(Event.all_stores.filter(order_id=order.pk).order_by("id"))
     order_steps = [e.topic for e in events if e.topic.startswith("order.")]
-    assert order_steps == ["order.fulfilling", "order.ready_to_ship", "order.shipped", "order.delivered"]
+    assert order_steps == [
+        "order.paid",
+        "order.fulfilling",
+        "order.ready_to_ship",
+        "order.shipped",
+        "order.delivered",
+    ]
     ful_steps = [e.topic for e in events if e.topic.startswith("fulfillment.")]
     assert ful_steps == [
         "fulfillment.created",

@@ -10,7 +10,7 @@ from orders.api import OrderCreateSerializer
 from orders.idempotency import fingerprint
 from orders.models import Order
 from orders.representation import OrderOut, attach_items, order_json
-from orders.services import place_order, record_payment_progress, record_risk
+from orders.services import place_order, record_payment_progress
 from tests.factories import make_product, order_body
 from tests.orders.helpers import place
 
@@ -35,7 +35,9 @@ def test_fast_order_json_equals_the_serializer_for_a_fresh_and_a_reloaded_order(
     # serializer's view of the same row, but for metadata's key order (jsonb orders keys)
     assert r.json() == json.loads(_serializer_bytes(order))
 
-    record_risk(order=order, score=42, decision="review", rules=[{"rule": "velocity", "hit": True}])
+    Order.all_stores.filter(pk=order.pk).update(
+        risk_score=42, risk_decision="review", risk_rules=[{"rule": "velocity", "hit": True}]
+    )
     record_payment_progress(order=order, status="retrying", attempts=2)
     order = Order.all_stores.prefetch_related("items").get(pk=order.pk)
     assert order.risk_score == 42
