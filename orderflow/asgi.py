@@ -2,10 +2,15 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler
+
+from orderflow.observability.tracing import setup_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+setup_tracing("web")  # before the handler loads the middleware: the Django instrumentation adds one
+django_asgi_app = ASGIHandler()  # what get_asgi_application() returns, with tracing set up in between
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

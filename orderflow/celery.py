@@ -4,7 +4,13 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from orderflow.core import broker
 
@@ -15,6 +21,35 @@ app = Celery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["orderflow.core"])
+
+
+@worker_init.connect
+def _trace_solo_worker(sender=None, **kwargs) -> None:
+    """Tracing for a worker that runs tasks in its own process (solo, threads pools); a prefork
+    worker's children set it up themselves, after the fork (below)."""
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool
+
+    if not issubclass(get_implementation(sender.pool_cls), TaskPool):
+        from orderflow.observability.tracing import setup_tracing
+
+        setup_tracing("worker")
+
+
+@worker_process_init.connect
+def _trace_pool_process(**kwargs) -> None:
+    """Tracing in each prefork child (no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
+    from orderflow.observability.tracing import setup_tracing
+
+    setup_tracing("worker")
+
+
+@worker_process_shutdown.connect
+def _flush_traces(**kwargs) -> None:
+    """Export the child's buffered spans before it exits (max_tasks_per_child, shutdown)."""
+    from orderflow.observability.tracing import shutdown_tracing
+
+    shutdown_tracing()
 
 
 # When the previous task of this process ended; a connection used that recently is not pinged.

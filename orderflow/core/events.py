@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,13 @@ log = logging.getLogger("orderflow.events")
 # sent, with `events=` (the batch). The dashboard's live push listens.
 events_published = Signal()
 
+# Tracing hooks, set by orderflow/observability/tracing.py when tracing is on (None: off, no cost).
+# `trace_capture()` gives the current span's W3C traceparent, stored on the event by `emit()`;
+# `trace_resume(traceparent)` makes it current while the event's handler messages are published, so
+# a handler's task joins the trace of the request or task that emitted the event.
+trace_capture: Callable[[], str | None] | None = None
+trace_resume: Callable[[str], AbstractContextManager] | None = None
+
 
 class Event(TenantModel):
     id = models.BigAutoField(primary_key=True)
@@ -48,6 +56,8 @@ class Event(TenantModel):
     actor = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    # The emitting span's W3C traceparent when tracing is on (orderflow/observability/tracing.py).
+    trace_context = models.CharField(max_length=128, null=True, blank=True, editable=False)
 
     class Meta(TenantModel.Meta):
         ordering = ["id"]
@@ -234,6 +244,7 @@ def emit(
         order_id=order_id,
         data=data or {},
         actor=actor,
+        trace_context=trace_capture() if trace_capture is not None else None,
     )
     event.save(force_insert=True)
     event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
@@ -244,10 +255,14 @@ def emit(
 
 def send_to_handlers(event: Event) -> None:
     """One Celery message per handler that wants the event: its own task. Raises if the broker
-    refuses."""
-    for handler in handlers_for(event.topic):
-        if handler.wanted_for(event):
-            handler.task.apply_async(args=[event.pk], queue=handler.queue)
+    refuses. A traced event's context goes in the message headers (and is current while they are
+    sent, for the Celery instrumentation's publish span)."""
+    headers = {"traceparent": event.trace_context} if event.trace_context else None
+    resume = trace_resume(event.trace_context) if headers and trace_resume is not None else nullcontext()
+    with resume:
+        for handler in handlers_for(event.topic):
+            if handler.wanted_for(event):
+                handler.task.apply_async(args=[event.pk], queue=handler.queue, headers=headers)
 
 
 def notify_live(events: list[Event]) -> None:

@@ -6,6 +6,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 from orderflow.core import outbox
+from orderflow.observability.tracing import setup_tracing, shutdown_tracing
 
 
 class Command(BaseCommand):
@@ -22,6 +23,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        setup_tracing("outbox")  # no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         self.stdout.write("outbox dispatcher running", ending="\n")
         self.stdout.flush()
-        outbox.run(stop=stop, poll=poll)
+        try:
+            outbox.run(stop=stop, poll=poll)
+        finally:
+            shutdown_tracing()  # export the spans still buffered
