@@ -28,12 +28,19 @@ import time
 import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.dispatch import Signal
 
 from .events import publish_unpublished
 
 log = logging.getLogger("orderflow.outbox")
 
 CHANNEL = "orderflow_outbox"
+
+# Sent by the dispatcher process as it starts and as it stops (`manage.py run_outbox`), so what
+# runs per process — the tracing setup and its final flush (orderflow.observability) — listens
+# instead of being imported here.
+dispatcher_started = Signal()
+dispatcher_stopped = Signal()
 
 
 def dispatch_pending(*, batch: int | None = None) -> int:

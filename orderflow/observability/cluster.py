@@ -34,9 +34,8 @@ def queue_names() -> list[str]:
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue, read through the broker URL (CELERY_BROKER_URL) on a
     connection of the app's broker pool (the one publishing uses: no new connection per scrape)."""
+    from celery import current_app as app  # the project's app (the wiring is never imported here)
     from kombu.exceptions import ChannelError
-
-    from orderflow.celery import app
 
     depths = {}
     with app.pool.acquire(block=True, timeout=2) as conn:

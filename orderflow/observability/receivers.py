@@ -19,8 +19,9 @@ from celery.signals import task_postrun, task_prerun
 from django.dispatch import receiver
 
 from orderflow.core.events import events_published
+from orderflow.core.outbox import dispatcher_started, dispatcher_stopped
 
-from . import instruments
+from . import instruments, tracing
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,14 @@ def _count_events(sender, events, **kwargs) -> None:
                 instruments.STOCKOUTS.labels(store=_store_slug(event)).inc()
     except Exception:
         log.exception("counting published events failed")
+
+
+@receiver(dispatcher_started, dispatch_uid="observability.tracing_on_dispatcher_start")
+def trace_the_dispatcher(sender, **kwargs) -> None:
+    """The outbox dispatcher's process traces its publishes (no-op unless OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    tracing.setup_tracing("outbox")
+
+
+@receiver(dispatcher_stopped, dispatch_uid="observability.tracing_on_dispatcher_stop")
+def flush_the_dispatchers_spans(sender, **kwargs) -> None:
+    tracing.shutdown_tracing()

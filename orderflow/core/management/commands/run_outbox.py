@@ -6,7 +6,6 @@ import threading
 from django.core.management.base import BaseCommand
 
 from orderflow.core import outbox
-from orderflow.observability.tracing import setup_tracing, shutdown_tracing
 
 
 class Command(BaseCommand):
@@ -23,10 +22,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        setup_tracing("outbox")  # no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+        outbox.dispatcher_started.send(sender=Command)  # tracing sets up here when configured
         self.stdout.write("outbox dispatcher running", ending="\n")
         self.stdout.flush()
         try:
             outbox.run(stop=stop, poll=poll)
         finally:
-            shutdown_tracing()  # export the spans still buffered
+            outbox.dispatcher_stopped.send(sender=Command)  # tracing exports what it still holds

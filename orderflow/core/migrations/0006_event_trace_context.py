@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("core", "0004_apikey_scope"),
+        ("core", "0005_reconcile_schedule"),
     ]
 
     operations = [
