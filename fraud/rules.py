@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Avg, Count, Value
 from django.utils import timezone
 
@@ -254,13 +255,20 @@ def _counts_upto(**capped: tuple[Any, int]) -> dict[str, int]:
     """Several COUNT(*)s that each stop at their cap, in one statement (a UNION ALL of the capped
     subqueries: at most the caps' sum of rows comes back): a velocity rule only asks "more than
     the limit?", and an uncapped count of every recent order from one busy IP grows with the
-    store's traffic. `capped`: name → (queryset, cap); a None queryset counts 0."""
+    store's traffic. `capped`: name → (queryset, cap); a None queryset counts 0. A database that
+    cannot cap the parts of a compound query (SQLite) counts each part on its own, same answer."""
     parts = [
         qs.order_by().annotate(counted=Value(name)).values_list("counted", flat=True)[:cap]
         for name, (qs, cap) in capped.items()
         if qs is not None
     ]
     counts = dict.fromkeys(capped, 0)
+    if not connection.features.supports_slicing_ordering_in_compound:
+        for part in parts:
+            names = list(part)
+            if names:
+                counts[names[0]] = len(names)
+        return counts
     if parts:
         for name in parts[0].union(*parts[1:], all=True):
             counts[name] += 1
