@@ -21,12 +21,11 @@ from django.utils import timezone
 from alerts import selectors as alert_selectors
 from alerts.models import Alert
 from fulfillment import services as fulfillment_services
-from fulfillment.models import Fulfillment, Shipment
 from inventory.models import StockLevel
 from orderflow.core.events import Event, registered_handlers
 from orderflow.core.statemachine import graph
 from orderflow.core.tenancy import Store, StoreKeyThrottle
-from orderflow.core.topics import STEPS, TOPICS, topics_of_box
+from orderflow.core.topics import MACHINES, STEPS, TOPICS, topics_of_box
 from orders.models import IdempotencyRecord, Order
 from payments import breaker
 from payments import selectors as payment_selectors
@@ -278,7 +277,7 @@ def workflow_graph() -> dict[str, Any]:
     machine's states and moves (a move to `s` emits `<prefix>.<s>`), and each handler's topics
     and queue. The workflow page draws exactly this."""
     machines = []
-    for model in (Order, Payment, Fulfillment, Shipment, Alert):
+    for model in _machines_by_step().values():
         table = graph(model)
         initial = str(model._meta.get_field("status").default)
         machines.append(
@@ -297,13 +296,12 @@ def workflow_graph() -> dict[str, Any]:
     return {"machines": machines, "handlers": handlers}
 
 
-MACHINES = {
-    "order": Order,
-    "payment": Payment,
-    "fulfillment": Fulfillment,
-    "shipment": Shipment,
-    "alert": Alert,
-}
+def _machines_by_step() -> dict[str, type]:
+    """The registry's state machines by workflow column, left to right."""
+    by_step = {m.EVENT_STEP: m for m in MACHINES.values()}
+    return {step: by_step[step] for step in STEPS if step in by_step}
+
+
 STEP_TITLES = {
     "order": "Order",
     "stock": "Stock",
@@ -355,7 +353,7 @@ def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list
     columns = []
     for step in STEPS:
         boxes = []
-        model = MACHINES.get(step)
+        model = _machines_by_step().get(step)
         if model is not None:
             table = graph(model)
             initial = str(model._meta.get_field("status").default)

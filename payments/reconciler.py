@@ -57,6 +57,7 @@ from inventory.models import StockLevel, StockMovement
 from orderflow.core.events import Event, HandledEvent, emit
 from orderflow.core.tenancy import Store
 from orders import services as order_services
+from orders.events import OrderReconciled
 from orders.models import Order
 
 from . import refunds, services
@@ -140,12 +141,11 @@ def broker_backlog(*queues: str) -> int | None:
 def _reconciled(store: Store, order: Order | Any, *, problem: str, action: str, **details: Any) -> None:
     order_id = getattr(order, "pk", order)
     emit(
-        "order.reconciled",
+        OrderReconciled(problem=problem, action=action, **details),
         store=store,
         order_id=order_id,
         subject_type="order",
         subject_id=str(order_id),
-        data={"problem": problem, "action": action, **details},
         actor=ACTOR,
     )
 

@@ -10,7 +10,7 @@ from django.test import Client
 
 from dashboard import push
 from dashboard.routing import websocket_urlpatterns
-from orderflow.core.events import emit
+from orderflow.core.events import write_event
 from orderflow.core.tenancy import StoreMembership
 from tests.factories import make_user
 
@@ -140,7 +140,7 @@ def test_committed_events_reach_only_their_own_store_sockets(store, other_store)
             from django.db import transaction
 
             with transaction.atomic():
-                emit("order.created", store=other_store, data={"n": 1})
+                write_event("order.created", store=other_store, data={"n": 1})
 
         await emit_for_b()
         got = await comm_b.receive_json_from(timeout=5)
@@ -172,7 +172,9 @@ def test_alert_events_also_push_the_alert(store):
             from django.db import transaction
 
             with transaction.atomic():
-                emit("alert.opened", store=store, subject_type="alert", subject_id="7", data=alert_data)
+                write_event(
+                    "alert.opened", store=store, subject_type="alert", subject_id="7", data=alert_data
+                )
 
         await emit_alert()
         messages = [await comm.receive_json_from(timeout=5) for _ in range(2)]
@@ -264,7 +266,7 @@ def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store,
 
             with transaction.atomic():
                 for n in range(3):
-                    emit("order.created", store=store, data={"n": n})
+                    write_event("order.created", store=store, data={"n": n})
             return dispatch_pending()
 
         assert await commit_and_dispatch() == 3
