@@ -12,6 +12,8 @@ import re
 import pytest
 from django.db import transaction
 
+from alerts import webhooks
+from orderflow.core.errors import ValidationFailed
 from orderflow.core.events import Event, EventPayload, StateChange
 from orderflow.core.statemachine import transition
 from orderflow.core.topics import MACHINES, STEPS, TOPICS
@@ -169,3 +171,15 @@ def test_the_docs_name_exactly_the_registered_topics_by_step():
     assert {step: names for step, names in listed.items()} == {
         step: {t.name for t in TOPICS.values() if t.step == step} for step in STEPS
     }
+
+
+def test_a_webhook_subscribes_only_to_topics_the_registry_knows():
+    assert webhooks.validate_topics(["order.*", "payment.processed", "*"]) == [
+        "order.*",
+        "payment.processed",
+        "*",
+    ]
+    for wrong in (["order.creatd"], ["nothing.*"]):
+        with pytest.raises(ValidationFailed) as exc:
+            webhooks.validate_topics(["*", *wrong])
+        assert list(exc.value.fields) == ["topics[1]"]
