@@ -19,6 +19,8 @@ from django.db.models import Q
 
 from orderflow.core.tenancy import TenantModel
 
+from .events import AlertMoved
+
 
 class Alert(TenantModel):
     class Kind(models.TextChoices):
@@ -50,6 +52,8 @@ class Alert(TenantModel):
     }
     del S
     EVENT_PREFIX = "alert"
+    EVENT_STEP = "alert"
+    EVENT_PAYLOAD = AlertMoved
     # "Open" in the one-per-subject sense: anything not resolved.
     ACTIVE_STATUSES = (Status.OPEN, Status.ACKNOWLEDGED)
     SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}

@@ -1,14 +1,19 @@
 """The alert listener and the webhook fan-out, on the foundation's event path.
 
 Alerts come from events only, so every alert has an event behind it. Each handler is thin: read
-the event (tolerating missing fields: the other steps' payloads may grow or lag), call a service.
+the event's typed payload (`SomeEvent.of(event)`: a field an older row lacks reads as the class's
+default), call a service.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fulfillment.events import ShipmentMoved
+from inventory.events import ForecastLow, ThresholdReached
 from orderflow.core.events import Event, on_event
+from orders.events import OrderMoved, OrderReconciled
+from payments.events import GatewayDown, PaymentFailed, PaymentRetrying
 
 from . import services, webhooks
 from .models import Alert
@@ -21,19 +26,17 @@ def _actor(event: Event) -> str:
 
 
 def _order_subject(event: Event) -> str:
-    order_id = event.order_id or event.data.get("order_id")
-    if order_id:
-        return f"order:{order_id}"
+    if event.order_id:
+        return f"order:{event.order_id}"
     return f"{event.subject_type or 'event'}:{event.subject_id or event.pk}"
 
 
-def _sku_subject(event: Event) -> str | None:
-    sku = event.data.get("sku")
+def _sku_subject(sku: str | None) -> str | None:
     return f"sku:{sku}" if sku else None
 
 
 def _shipment_subject(event: Event) -> str:
-    tracking = event.data.get("tracking_number")
+    tracking = ShipmentMoved.of(event).tracking_number
     if tracking:
         return f"shipment:{tracking}"
     return f"{event.subject_type or 'shipment'}:{event.subject_id or event.pk}"
@@ -69,12 +72,11 @@ def _clear(event: Event, *, kind: str | list[str], subject: str, **narrow: Any) 
 
 @on_event("inventory.threshold_reached", queue="default", atomic=True)
 def stock_threshold_reached(event: Event) -> None:
-    subject = _sku_subject(event)
+    d = ThresholdReached.of(event)
+    subject = _sku_subject(d.sku)
     if subject is None:
         return
-    d = event.data
-    sku, available, threshold = d.get("sku"), d.get("available"), d.get("threshold")
-    kind = d.get("kind")
+    sku, available, threshold, kind = d.sku, d.available, d.threshold, d.kind
     if kind not in (K.LOW_STOCK, K.OUT_OF_STOCK):
         kind = K.OUT_OF_STOCK if available is not None and available <= 0 else K.LOW_STOCK
     if kind == K.OUT_OF_STOCK:
@@ -90,21 +92,21 @@ def stock_threshold_reached(event: Event) -> None:
 
 @on_event("inventory.forecast_low", queue="default", atomic=True)
 def stock_forecast_low(event: Event) -> None:
-    subject = _sku_subject(event)
+    d = ForecastLow.of(event)
+    subject = _sku_subject(d.sku)
     if subject is None:
         return
-    d = event.data
-    days, lead = d.get("days_of_cover"), d.get("lead_time_days")
+    days, lead = d.days_of_cover, d.lead_time_days
     cover = f" runs out in ~{float(days):.1f} days" if days is not None else " runs out soon"
     lead_text = f" (lead time {lead} days)" if lead is not None else ""
     _raise(event, kind=K.LOW_STOCK, subject=subject, severity=SEV.WARNING,
-           message=f"Low stock forecast: {d.get('sku')}{cover}{lead_text}",
-           sku=d.get("sku"), forecast=True, days_of_cover=days, lead_time_days=lead)  # fmt: skip
+           message=f"Low stock forecast: {d.sku}{cover}{lead_text}",
+           sku=d.sku, forecast=True, days_of_cover=days, lead_time_days=lead)  # fmt: skip
 
 
 @on_event("inventory.threshold_cleared", queue="default", atomic=True)
 def stock_threshold_cleared(event: Event) -> None:
-    subject = _sku_subject(event)
+    subject = _sku_subject(event.payload.sku)
     if subject is not None:
         _clear(event, kind=[K.LOW_STOCK, K.OUT_OF_STOCK], subject=subject)
 
@@ -113,7 +115,7 @@ def stock_threshold_cleared(event: Event) -> None:
 def stock_forecast_cleared(event: Event) -> None:
     """The forecast recovered: resolve low_stock only if a forecast raised it last (an alert the
     threshold bumped since stays open until `inventory.threshold_cleared`)."""
-    subject = _sku_subject(event)
+    subject = _sku_subject(event.payload.sku)
     if subject is not None:
         _clear(event, kind=K.LOW_STOCK, subject=subject, data_contains={"forecast": True})
 
@@ -123,8 +125,8 @@ def stock_forecast_cleared(event: Event) -> None:
 
 @on_event("payment.retrying", queue="default", atomic=True)
 def payment_retrying(event: Event) -> None:
-    d = event.data
-    attempt, max_attempts = d.get("attempt"), d.get("max_attempts")
+    d = PaymentRetrying.of(event)
+    attempt, max_attempts = d.attempt, d.max_attempts
     if attempt is not None and max_attempts is not None:
         message = f"Payment retrying (attempt {attempt} of {max_attempts})"
     elif attempt is not None:
@@ -133,14 +135,14 @@ def payment_retrying(event: Event) -> None:
         message = "Payment retrying"
     _raise(event, kind=K.PAYMENT_RETRYING, subject=_order_subject(event), severity=SEV.WARNING,
            message=message, attempt=attempt, max_attempts=max_attempts,
-           next_delay_seconds=d.get("next_delay_seconds"), error=d.get("error"))  # fmt: skip
+           next_delay_seconds=d.next_delay_seconds, error=d.error)  # fmt: skip
 
 
 def _charge_was_retried(event: Event) -> bool:
     """Publish-time filter: `payment.retrying` (and so a payment_retrying alert) only follows a
     failed gateway call, so a charge that succeeded on its first attempt has nothing to resolve —
     no message for most orders. Unknown attempts: send it."""
-    return (event.data or {}).get("attempts") != 1
+    return event.payload.attempts != 1
 
 
 @on_event("payment.processed", queue="default", atomic=True, when=_charge_was_retried)
@@ -150,14 +152,14 @@ def payment_processed(event: Event) -> None:
 
 @on_event("payment.failed", queue="default", atomic=True)
 def payment_failed(event: Event) -> None:
-    d = event.data
+    d = PaymentFailed.of(event)
     subject = _order_subject(event)
-    reason = d.get("decline_code") or d.get("error") or d.get("reason") or ""
-    if d.get("error") == "gateway_unavailable" and d.get("message"):
-        reason = d["message"]  # "the gateway was unavailable for N minutes": the window ran out
+    reason = d.decline_code or d.error or d.reason or ""
+    if d.error == "gateway_unavailable" and d.message:
+        reason = d.message  # "the gateway was unavailable for N minutes": the window ran out
     message = f"Payment failed: {reason}" if reason else "Payment failed"
     _raise(event, kind=K.PAYMENT_FAILED, subject=subject, severity=SEV.CRITICAL, message=message,
-           error=d.get("error"), decline_code=d.get("decline_code"), attempts=d.get("attempts"))  # fmt: skip
+           error=d.error, decline_code=d.decline_code, attempts=d.attempts)  # fmt: skip
     _clear(event, kind=K.PAYMENT_RETRYING, subject=subject)
 
 
@@ -166,17 +168,17 @@ def payment_failed(event: Event) -> None:
 
 @on_event("order.fraud_review", queue="default", atomic=True)
 def order_fraud_review(event: Event) -> None:
-    d = event.data
-    score = d.get("score", d.get("risk_score"))
+    d = OrderMoved.of(event)
+    score = d.score
     message = "Order held for fraud review" + (f" (risk score {score})" if score is not None else "")
     _raise(event, kind=K.FRAUD_REVIEW, subject=_order_subject(event), severity=SEV.WARNING,
-           message=message, score=score, reason=d.get("reason") or None, rules=d.get("rules"))  # fmt: skip
+           message=message, score=score, reason=d.reason or None, rules=d.rules)  # fmt: skip
 
 
 def _review_may_have_happened(event: Event) -> bool:
     """Publish-time filter: an order approved straight from `pending` was never in review, so it
     has no fraud_review alert to resolve — no message for most orders."""
-    return not (event.topic == "order.payment_processing" and event.data.get("from") == "pending")
+    return not (event.topic == "order.payment_processing" and OrderMoved.of(event).from_state == "pending")
 
 
 @on_event("order.payment_processing", "order.rejected", "order.cancelled", "order.expired",
@@ -196,17 +198,17 @@ def order_left_review(event: Event) -> None:
 
 @on_event("order.reconciled", queue="default", atomic=True)
 def order_reconciled(event: Event) -> None:
-    d = event.data
-    problem, action = d.get("problem") or "stuck", d.get("action") or "repaired"
+    d = OrderReconciled.of(event)
+    problem, action = d.problem, d.action
     _raise(event, kind=K.ORDER_RECONCILED, subject=_order_subject(event), severity=SEV.WARNING,
            message=f"Order reconciled: {problem.replace('_', ' ')} ({action.replace('_', ' ')})",
-           problem=problem, action=action, units=d.get("units"))  # fmt: skip
+           problem=problem, action=action, units=d.units)  # fmt: skip
 
 
 @on_event("order.expired", queue="default", atomic=True)
 def order_expired(event: Event) -> None:
-    d = event.data
-    previous, reason = d.get("previous_status"), d.get("reason") or ""
+    d = OrderMoved.of(event)
+    previous, reason = d.previous_status, d.reason or ""
     message = "Order expired" + (f" in {previous}" if previous else "") + (f": {reason}" if reason else "")
     _raise(event, kind=K.ORDER_EXPIRED, subject=_order_subject(event), severity=SEV.INFO,
            message=message, previous_status=previous, reason=reason or None)  # fmt: skip
@@ -232,11 +234,11 @@ def _superseded(event: Event, *clearing_topics: str) -> bool:
 def gateway_down(event: Event) -> None:
     if _superseded(event, "gateway.up"):
         return
-    d = event.data
-    detail = d.get("error") or d.get("reason") or ""
+    d = GatewayDown.of(event)
+    detail = d.error or ""
     _raise(event, kind=K.GATEWAY_DOWN, subject="gateway", severity=SEV.CRITICAL,
            message="Payment gateway down" + (f": {detail}" if detail else ""),
-           error=detail or None, failures=d.get("failures"))  # fmt: skip
+           error=detail or None, failures=d.failures)  # fmt: skip
 
 
 @on_event("gateway.up", queue="default", atomic=True)
@@ -249,9 +251,9 @@ def gateway_up(event: Event) -> None:
 
 @on_event("shipment.exception", queue="default", atomic=True)
 def shipment_exception(event: Event) -> None:
-    d = event.data
-    tracking, carrier = d.get("tracking_number"), d.get("carrier")
-    detail = d.get("detail") or d.get("reason") or d.get("message") or ""
+    d = ShipmentMoved.of(event)
+    tracking, carrier = d.tracking_number, d.carrier
+    detail = d.reason or ""
     label = " ".join(x for x in (str(carrier).upper() if carrier else "", tracking or "") if x)
     message = "Delivery exception" + (f": {label}" if label else "") + (f" — {detail}" if detail else "")
     _raise(event, kind=K.DELIVERY_EXCEPTION, subject=_shipment_subject(event), severity=SEV.WARNING,

@@ -23,6 +23,7 @@ from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 
+from .events import AlertOpened, AlertUpdated
 from .models import Alert
 
 SYSTEM_ACTOR = "system:alerts"
@@ -87,11 +88,10 @@ def raise_alert(
                 existing, store=store, severity=severity, message=message, data=data, event_id=event_id
             )
         emit(
-            "alert.opened",
+            AlertOpened(**alert.as_event_data()),
             store=store,
             order_id=alert.order_id,
             subject=alert,
-            data=alert.as_event_data(),
             actor=actor,
         )
         if alert.severity == Alert.Severity.CRITICAL and settings.ALERT_EMAIL_TO:
@@ -131,11 +131,10 @@ def _bump(
     alert.refresh_from_db()
     alert.store = store
     emit(
-        "alert.updated",
+        AlertUpdated(**alert.as_event_data()),
         store=store,
         order_id=alert.order_id,
         subject=alert,
-        data=alert.as_event_data(),
         actor=SYSTEM_ACTOR,
     )
     return alert

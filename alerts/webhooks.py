@@ -38,6 +38,7 @@ from django.utils import timezone
 from orderflow.core.errors import ValidationFailed
 from orderflow.core.events import Event
 from orderflow.core.tenancy import Store
+from orderflow.core.topics import TOPICS
 
 from . import egress
 from .models import WebhookDelivery, WebhookEndpoint, new_webhook_secret
@@ -85,6 +86,7 @@ def loopback_allowed() -> bool:
 
 
 def validate_topics(topics: Any) -> list[str]:
+    """A list of topics or fnmatch patterns, each naming at least one topic of the registry."""
     if not isinstance(topics, list) or not topics:
         raise ValidationFailed(fields={"topics": ['List at least one topic, e.g. "order.*" or "*".']})
     if len(topics) > MAX_TOPICS:
@@ -94,6 +96,14 @@ def validate_topics(topics: Any) -> list[str]:
         if not isinstance(topic, str) or len(topic) > 100 or not TOPIC_PATTERN.match(topic.strip()):
             raise ValidationFailed(
                 fields={f"topics[{i}]": ['Use a topic or pattern like "order.created", "order.*" or "*".']}
+            )
+        if not any(fnmatch.fnmatchcase(known, topic.strip()) for known in TOPICS):
+            raise ValidationFailed(
+                fields={
+                    f"topics[{i}]": [
+                        f'No event topic matches "{topic.strip()}" (docs/api-contract.md lists them).'
+                    ]
+                }
             )
         if topic.strip() not in clean:
             clean.append(topic.strip())

@@ -20,14 +20,13 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from alerts import selectors as alert_selectors
-from fulfillment import selectors as fulfillment_selectors
 from fulfillment import services as fulfillment_services
 from inventory import selectors as inventory_selectors
 from orderflow.core.aggregates import Median, Seconds, median_by_offset, supports_median
 from orderflow.core.events import Event, registered_handlers
 from orderflow.core.statemachine import graph
 from orderflow.core.tenancy import Store, StoreKeyThrottle
-from orderflow.core.topics import STEPS, TOPICS, topics_of_box
+from orderflow.core.topics import MACHINES, STEPS, TOPICS, topics_of_box
 from orders import selectors as order_selectors
 from payments import breaker
 from payments import selectors as payment_selectors
@@ -196,7 +195,7 @@ def workflow_graph() -> dict[str, Any]:
     machine's states and moves (a move to `s` emits `<prefix>.<s>`), and each handler's topics
     and queue. The workflow page draws exactly this."""
     machines = []
-    for model in MACHINES.values():
+    for model in _machines_by_step().values():
         table = graph(model)
         initial = str(model._meta.get_field("status").default)
         machines.append(
@@ -215,13 +214,12 @@ def workflow_graph() -> dict[str, Any]:
     return {"machines": machines, "handlers": handlers}
 
 
-# Every state machine, by workflow step, as the owning apps declare them (left to right).
-MACHINES: dict[str, type] = {
-    **order_selectors.state_machines(),
-    **payment_selectors.state_machines(),
-    **fulfillment_selectors.state_machines(),
-    **alert_selectors.state_machines(),
-}
+def _machines_by_step() -> dict[str, type]:
+    """The registry's state machines by workflow column, left to right."""
+    by_step = {m.EVENT_STEP: m for m in MACHINES.values()}
+    return {step: by_step[step] for step in STEPS if step in by_step}
+
+
 STEP_TITLES = {
     "order": "Order",
     "stock": "Stock",
@@ -273,7 +271,7 @@ def workflow_board(store: Store, since: datetime, path_topics: Any = ()) -> list
     columns = []
     for step in STEPS:
         boxes = []
-        model = MACHINES.get(step)
+        model = _machines_by_step().get(step)
         if model is not None:
             table = graph(model)
             initial = str(model._meta.get_field("status").default)

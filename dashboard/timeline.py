@@ -113,6 +113,7 @@ SENTENCES: dict[str, Callable[[dict, Any], str]] = {
         f"Order #{d.get('number', o.number)} placed: {d.get('units', d.get('item_count', '?'))} item(s) "
         f"for {money(d.get('total', o.total), d.get('currency', o.currency))}"
     ),
+    "order.pending": lambda d, o: "Sent back to payment" + _because(d),
     "order.fraud_review": lambda d, o: "Held for fraud review" + _because(d),
     "order.payment_processing": lambda d, o: "Sent to payment",
     "order.paid": lambda d, o: "Order paid",

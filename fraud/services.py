@@ -21,6 +21,7 @@ from orders.locks import lock_order, lock_order_or_404
 from orders.states import OrderStatus
 
 from . import rules
+from .events import FraudChecked, FraudReviewed
 
 if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
     from orders.models import Order
@@ -39,11 +40,10 @@ def screen(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
         assessment = rules.assess(order)
         risk = order_services.Risk(assessment.score, assessment.decision, assessment.rules)
         emit(
-            "fraud.checked",
+            FraudChecked(score=assessment.score, decision=assessment.decision, rules=assessment.rules),
             store=store,
             order_id=order.pk,
             subject=order,
-            data={"score": assessment.score, "decision": assessment.decision, "rules": assessment.rules},
             actor=ACTOR,
         )
         reason = f"fraud score {assessment.score}"
@@ -71,11 +71,10 @@ def approve(*, store: Store, order_id: uuid.UUID | str, actor: str) -> Order:
         order = _order_in_review(store, order_id)
         order_services.approve_for_payment(order=order, actor=actor, reason="approved after fraud review")
         emit(
-            "fraud.reviewed",
+            FraudReviewed(decision=rules.APPROVE, score=order.risk_score),
             store=store,
             order_id=order.pk,
             subject=order,
-            data={"decision": rules.APPROVE, "score": order.risk_score},
             actor=actor,
         )
     return order
@@ -86,11 +85,10 @@ def reject(*, store: Store, order_id: uuid.UUID | str, actor: str, reason: str =
     with transaction.atomic():
         order = _order_in_review(store, order_id)
         emit(
-            "fraud.reviewed",
+            FraudReviewed(decision=rules.REJECT, score=order.risk_score, reason=reason),
             store=store,
             order_id=order.pk,
             subject=order,
-            data={"decision": rules.REJECT, "score": order.risk_score, "reason": reason},
             actor=actor,
         )
         order_services.reject(order=order, actor=actor, reason=reason or "rejected after fraud review")

@@ -26,6 +26,7 @@ from orderflow.core.tenancy import Store
 from orders import services as order_services
 from orders.locks import lock_order, lock_order_or_404
 
+from .events import ShipmentLabelCreated
 from .models import CarrierEvent, Fulfillment, Shipment
 
 SS = Shipment.Status
@@ -64,11 +65,10 @@ def create_shipment(*, store: Store, fulfillment: Fulfillment, carrier: str, act
         last_event_at=now,
     )
     emit(
-        "shipment.label_created",
+        ShipmentLabelCreated(to=SS.LABEL_CREATED, **shipment.tracking_data()),
         store=store,
         order_id=shipment.order_id,
         subject=shipment,
-        data={"to": SS.LABEL_CREATED, **shipment.tracking_data()},
         actor=actor,
     )
     return shipment

@@ -15,6 +15,8 @@ from django.db.models import F, Q
 
 from orderflow.core.tenancy import TenantModel
 
+from .events import FulfillmentMoved, ShipmentMoved
+
 
 class Fulfillment(TenantModel):
     class Status(models.TextChoices):
@@ -36,6 +38,8 @@ class Fulfillment(TenantModel):
     }
     del S
     EVENT_PREFIX = "fulfillment"
+    EVENT_STEP = "fulfillment"
+    EVENT_PAYLOAD = FulfillmentMoved
 
     order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="fulfillment")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -116,6 +120,8 @@ class Shipment(TenantModel):
     }
     del S
     EVENT_PREFIX = "shipment"
+    EVENT_STEP = "shipment"
+    EVENT_PAYLOAD = ShipmentMoved
 
     fulfillment = models.OneToOneField(Fulfillment, on_delete=models.CASCADE, related_name="shipment")
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="shipments")

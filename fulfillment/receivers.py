@@ -9,6 +9,7 @@ from django.conf import settings
 
 from orderflow.core.errors import DomainError
 from orderflow.core.events import Event, on_event
+from orders.events import OrderMoved
 
 from . import services, tasks
 from .models import Fulfillment
@@ -35,7 +36,9 @@ def cancel_fulfillment(event: Event) -> None:
     """Stop the warehouse work for a cancelled order (the orders service returns the stock)."""
     try:
         services.cancel_fulfillment(
-            store=event.store, order_id=event.order_id, reason=event.data.get("reason") or "order cancelled"
+            store=event.store,
+            order_id=event.order_id,
+            reason=OrderMoved.of(event).reason or "order cancelled",
         )
     except DomainError as exc:  # shipped already: the order's own table should have refused this
         log.error("fulfillment of cancelled order %s not cancelled: %s", event.order_id, exc.message)

@@ -24,6 +24,7 @@ from orders.locks import lock_order_or_404
 from orders.states import FulfillmentStatus, OrderStatus
 
 from . import delivery
+from .events import FulfillmentCreated, FulfillmentPicked
 from .models import Fulfillment, FulfillmentLine, Shipment
 
 # A parcel's weight when nobody weighs it (autopilot, admin action): per unit picked.
@@ -102,11 +103,10 @@ def _open_pick_list(store: Store, order: Order, actor: str) -> Fulfillment:
     ]
     FulfillmentLine.all_stores.bulk_create(lines)
     emit(
-        "fulfillment.created",
+        FulfillmentCreated(lines=[{"sku": line.sku, "quantity": line.quantity} for line in lines]),
         store=store,
         order_id=order.pk,
         subject=fulfillment,
-        data={"lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines]},
         actor=actor,
     )
     order_services.start_fulfilling(order=order, actor=actor)
@@ -167,14 +167,7 @@ def pick(
     if complete and fresh.picked_at is None:
         Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by=actor, picked_at=now, updated_at=now)
         fresh.picked_by, fresh.picked_at, fresh.updated_at = actor, now, now
-        emit(
-            "fulfillment.picked",
-            store=store,
-            order_id=order.pk,
-            subject=fresh,
-            data={"lines": payload},
-            actor=actor,
-        )
+        emit(FulfillmentPicked(lines=payload), store=store, order_id=order.pk, subject=fresh, actor=actor)
     elif not complete and fresh.picked_at is not None:  # a correction re-opened the pick list
         Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by="", picked_at=None, updated_at=now)
         fresh.picked_by, fresh.picked_at = "", None

@@ -30,6 +30,15 @@ from orderflow.core.errors import Conflict, InsufficientStock, NotFound, Validat
 from orderflow.core.events import emit
 from orderflow.core.tenancy import Store
 
+from .events import (
+    ForecastCleared,
+    ForecastLow,
+    InventoryUpdated,
+    ProductCreated,
+    ProductUpdated,
+    ThresholdCleared,
+    ThresholdReached,
+)
 from .models import Product, StockLevel, StockMovement
 from .selectors import stock_levels_all
 
@@ -135,18 +144,17 @@ def _sync_threshold_state(
             return None
         level.threshold_reached_at = now
         emit(
-            "inventory.threshold_reached",
+            ThresholdReached(
+                sku=sku,
+                available=available,
+                on_hand=level.on_hand,
+                reserved=level.reserved,
+                threshold=level.low_stock_threshold,
+                kind="out_of_stock" if available <= 0 else "low_stock",
+                name=level.product.name,
+            ),
             store=store,
             subject=level.product,
-            data={
-                "sku": sku,
-                "available": available,
-                "on_hand": level.on_hand,
-                "reserved": level.reserved,
-                "threshold": level.low_stock_threshold,
-                "kind": "out_of_stock" if available <= 0 else "low_stock",
-                "name": level.product.name,
-            },
             actor=actor,
         )
         return "inventory.threshold_reached"
@@ -157,10 +165,9 @@ def _sync_threshold_state(
         return None
     level.threshold_reached_at = None
     emit(
-        "inventory.threshold_cleared",
+        ThresholdCleared(sku=sku, available=available, threshold=level.low_stock_threshold),
         store=store,
         subject=level.product,
-        data={"sku": sku, "available": available, "threshold": level.low_stock_threshold},
         actor=actor,
     )
     return "inventory.threshold_cleared"
@@ -170,11 +177,10 @@ def _emit_updated(
     store: Store, levels: list[StockLevel], *, reason: str, actor: str, order_id: Any = None
 ) -> None:
     emit(
-        "inventory.updated",
+        InventoryUpdated(reason=reason, levels=[_level_data(lv, lv.product.sku) for lv in levels]),
         store=store,
         order_id=order_id,
         subject=levels[0].product if len(levels) == 1 else None,
-        data={"reason": reason, "levels": [_level_data(lv, lv.product.sku) for lv in levels]},
         actor=actor,
     )
 
@@ -245,10 +251,9 @@ def create_product(
                 note="initial stock",
             )
         emit(
-            "product.created",
+            ProductCreated(sku=sku, name=product.name, price=str(price), initial_stock=initial_stock),
             store=store,
             subject=product,
-            data={"sku": sku, "name": product.name, "price": str(price), "initial_stock": initial_stock},
             actor=actor,
         )
         if level.on_hand <= threshold:
@@ -303,7 +308,7 @@ def update_product(*, store: Store, sku: str, actor: str, **changes: Any) -> Pro
             level.save(update_fields=["low_stock_threshold", "updated_at"])
             changed["low_stock_threshold"] = level.low_stock_threshold
         if changed:
-            emit("product.updated", store=store, subject=product, data={"sku": sku, **changed}, actor=actor)
+            emit(ProductUpdated(sku=sku, changes=changed), store=store, subject=product, actor=actor)
             if "low_stock_threshold" in changed:
                 level.product = product
                 _sync_threshold_state(level, sku, store=store, actor=actor)
@@ -678,17 +683,14 @@ def _sync_forecast_state(level: StockLevel, *, store: Store) -> str | None:
         ):
             return None
         emit(
-            "inventory.forecast_low",
+            ForecastLow(
+                sku=level.product.sku,
+                days_of_cover=round(cover, 1),
+                lead_time_days=lead,
+                available=level.on_hand - level.reserved,
+            ),
             store=store,
             subject=level.product,
-            data={
-                "sku": level.product.sku,
-                "days_of_cover": round(cover, 1),
-                "lead_time_days": lead,
-                "available": level.on_hand - level.reserved,
-                "kind": "low_stock",
-                "forecast": True,
-            },
             actor="watchdog",
         )
         return "forecast_low"
@@ -696,14 +698,13 @@ def _sync_forecast_state(level: StockLevel, *, store: Store) -> str | None:
         forecast_alerted_at=None
     ):
         emit(
-            "inventory.forecast_cleared",
+            ForecastCleared(
+                sku=level.product.sku,
+                days_of_cover=None if cover is None else round(cover, 1),
+                lead_time_days=lead,
+            ),
             store=store,
             subject=level.product,
-            data={
-                "sku": level.product.sku,
-                "days_of_cover": None if cover is None else round(cover, 1),
-                "lead_time_days": lead,
-            },
             actor="watchdog",
         )
         return "forecast_cleared"

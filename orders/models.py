@@ -10,6 +10,8 @@ from django.db.models.functions import Upper
 
 from orderflow.core.tenancy import TenantModel
 
+from .events import OrderMoved
+
 
 def new_tracking_token() -> str:
     return secrets.token_urlsafe(24)
@@ -67,6 +69,8 @@ class Order(TenantModel):
     del S
     FINAL_STATUSES = frozenset({"delivered", "payment_failed", "cancelled", "rejected", "expired"})
     EVENT_PREFIX = "order"
+    EVENT_STEP = "order"
+    EVENT_PAYLOAD = OrderMoved
     IS_ORDER = True
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

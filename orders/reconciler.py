@@ -34,21 +34,37 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
-from orderflow.core.reconcile import ACTOR, Sweep, reconciler, record
+from orderflow.core.events import emit
+from orderflow.core.reconcile import ACTOR, Sweep, reconciler
 from orderflow.core.tenancy import Store
 
 from . import services
+from .events import OrderReconciled
 from .locks import lock_next_orders
 from .models import Order
 
 log = logging.getLogger("orderflow.reconciler")
 
 OS = Order.Status
+
+
+def record(store: Store, order_id: Any, *, problem: str, action: str, **details: Any) -> None:
+    """The `order.reconciled` event of one repair (in the repair's transaction), whichever app's
+    sweep repaired it: the topic is the order's."""
+    emit(
+        OrderReconciled(problem=problem, action=action, **details),
+        store=store,
+        order_id=order_id,
+        subject_type="order",
+        subject_id=str(order_id),
+        actor=ACTOR,
+    )
 
 
 def _onward(start: str, *, avoiding: str) -> frozenset:

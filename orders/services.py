@@ -24,6 +24,7 @@ from orderflow.core.tenancy import Store
 
 from . import idempotency
 from .cards import card_summary
+from .events import OrderCreated
 from .locks import lock_order_or_404
 from .models import IdempotencyRecord, Order, OrderItem
 from .representation import attach_items, order_json
@@ -379,19 +380,18 @@ def _place_order_once(
         order.save(force_insert=True)
         OrderItem.all_stores.bulk_create(lines)
         emit(
-            "order.created",
+            OrderCreated(
+                number=number,
+                total=str(order.total),
+                currency=currency,
+                item_count=len(lines),
+                units=sum(line.quantity for line in lines),
+                email_domain=order.customer_email.rsplit("@", 1)[-1],
+                country=order.shipping_country,
+            ),
             store=store,
             order_id=order.pk,
             subject=order,
-            data={
-                "number": number,
-                "total": str(order.total),
-                "currency": currency,
-                "item_count": len(lines),
-                "units": sum(line.quantity for line in lines),
-                "email_domain": order.customer_email.rsplit("@", 1)[-1],
-                "country": order.shipping_country,
-            },
             actor=actor,
         )
         attach_items(order, lines)

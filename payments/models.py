@@ -8,6 +8,8 @@ from django.db.models import F, Q
 
 from orderflow.core.tenancy import TenantModel
 
+from .events import PaymentMoved
+
 
 class Payment(TenantModel):
     """The charge for one order.
@@ -41,6 +43,11 @@ class Payment(TenantModel):
     # Money was captured and some of it may still be refunded.
     REFUNDABLE_STATUSES = frozenset({"succeeded", "partially_refunded"})
     EVENT_PREFIX = "payment"
+    EVENT_STEP = "payment"
+    EVENT_PAYLOAD = PaymentMoved
+    # Entered only by moves that name their own topic: payment.processed, payment.failed or
+    # payment.cancelled, payment.retry_requested (transition(..., event=...)).
+    NAMED_ENTRIES = frozenset({"succeeded", "failed", "pending"})
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="payment")

@@ -6,6 +6,7 @@ The flow from an accepted order to paid is one message: `order.created` is scree
 fraud check approves it, charged in the same task; the payment's success records the order paid,
 commits its stock and opens its pick list in one transaction (orders.services.mark_paid)."""
 
+from fraud.events import FraudReviewed
 from fraud.rules import APPROVE
 from orderflow.core.events import Event, on_event
 
@@ -20,7 +21,7 @@ def screen_and_charge(event: Event) -> None:
 
 
 def _approved(event: Event) -> bool:
-    return event.data.get("decision") == APPROVE
+    return FraudReviewed.of(event).decision == APPROVE
 
 
 @on_event("fraud.reviewed", queue="payments", atomic=False, when=_approved)

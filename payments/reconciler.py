@@ -37,12 +37,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from orderflow.core.events import Event, HandledEvent
-from orderflow.core.reconcile import Sweep, age_seconds, reconciler, record, send_after_commit
+from orderflow.core.reconcile import Sweep, age_seconds, reconciler, send_after_commit
 from orderflow.core.tenancy import Store
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.locks import lock_next_orders
-from orders.reconciler import guard_expiry
+from orders.reconciler import guard_expiry, record
 
 from . import refunds, services
 from .models import Payment, PaymentAttempt

@@ -45,6 +45,7 @@ from orders.locks import lock_order_or_404
 from orders.states import OrderStatus
 
 from . import breaker, gateway
+from .events import PaymentRefundFailed, PaymentRefundRequested
 from .models import Payment, Refund, RefundLine
 from .services import ACTOR, Step, _gateway_alive, _gateway_failed, max_attempts, retry_delay
 
@@ -319,18 +320,17 @@ def _open_refund(
         ]
     )
     emit(
-        "payment.refund_requested",
+        PaymentRefundRequested(
+            refund=str(refund.pk),
+            amount=str(amount),
+            currency=payment.currency,
+            lines=[{"sku": item.sku, "quantity": q} for item, q in resolved],
+            restock=restock,
+            reason=reason[:200],
+        ),
         store=store,
         order_id=order.pk,
         subject=payment,
-        data={
-            "refund": str(refund.pk),
-            "amount": str(amount),
-            "currency": payment.currency,
-            "lines": [{"sku": item.sku, "quantity": q} for item, q in resolved],
-            "restock": restock,
-            "reason": reason[:200],
-        },
         actor=actor,
     )
     return refund
@@ -437,17 +437,16 @@ def _fail(store: Store, refund: Refund, exc: Exception, attempt: int) -> None:
         )
         if changed:
             emit(
-                "payment.refund_failed",
+                PaymentRefundFailed(
+                    refund=str(refund.pk),
+                    amount=str(refund.amount),
+                    error_code=getattr(exc, "code", "error"),
+                    message=str(exc)[:200],
+                    attempts=attempt,
+                ),
                 store=store,
                 order_id=refund.order_id,
                 subject=refund.payment,
-                data={
-                    "refund": str(refund.pk),
-                    "amount": str(refund.amount),
-                    "error_code": getattr(exc, "code", "error"),
-                    "message": str(exc)[:200],
-                    "attempts": attempt,
-                },
                 actor=ACTOR,
             )
 

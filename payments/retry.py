@@ -37,6 +37,7 @@ from orders.cards import card_summary
 from orders.locks import lock_order_or_404
 from orders.states import OrderStatus, PaymentStatus
 
+from .events import PaymentRetryRequested
 from .models import Payment
 
 OS = OrderStatus
@@ -97,21 +98,21 @@ def retry_payment(
         if card is not None:
             brand, last4 = card_summary(card["card_number"])
             order_updates.update(card_brand=brand, card_last4=last4)
-        data = {
-            "requested_by": requested_by,
-            "new_card": card is not None,
-            "card_last4": order_updates.get("card_last4", order.card_last4),
-            "units_reserved": sum(i.quantity for i in items),
-            **{f"previous_{k}": v for k, v in previous.items()},
-        }
+        requested = PaymentRetryRequested(
+            requested_by=requested_by,
+            new_card=card is not None,
+            card_last4=order_updates.get("card_last4", order.card_last4),
+            units_reserved=sum(i.quantity for i in items),
+            previous_error_code=previous["error_code"],
+            previous_decline_code=previous["decline_code"],
+        )
         if payment is not None:
             transition(
                 payment,
                 PS.PENDING,
-                topic="payment.retry_requested",
                 reason=f"payment retry requested by {requested_by}",
                 actor=actor,
-                data=data,
+                event=requested,
                 updates={
                     # a fresh key: the failed attempt's answer is stored at the gateway under its own
                     "idempotency_key": f"charge-{uuid.uuid4()}",
@@ -131,8 +132,7 @@ def retry_payment(
             updates=order_updates,
         )
         if payment is None:  # failed before a Payment existed: the request still needs its event
-            topic = "payment.retry_requested"
-            emit(topic, store=store, order_id=order.pk, subject=order, data=data, actor=actor)
+            emit(requested, store=store, order_id=order.pk, subject=order, actor=actor)
         if card is not None:
             # Last, like intake: a vault (Redis) outage refuses the retry (503) and rolls it all back.
             order_services.vault_card(store.pk, order.pk, card)

@@ -33,6 +33,16 @@ from orders.locks import lock_order
 from orders.states import OrderStatus
 
 from . import breaker, gateway
+from .events import (
+    GatewayDown,
+    GatewayUp,
+    PaymentCancelled,
+    PaymentFailed,
+    PaymentProcessed,
+    PaymentResumed,
+    PaymentRetrying,
+    PaymentWaiting,
+)
 from .models import Payment, PaymentAttempt
 
 if TYPE_CHECKING:  # annotations only: orders are read and moved through orders' services
@@ -315,16 +325,15 @@ def _start_waiting(payment: Payment, *, error: gateway.GatewayError | None = Non
         Payment.all_stores.filter(pk=fresh.pk).update(updated_at=now, **updates)
         if fresh.waiting_since is None:
             emit(
-                "payment.waiting",
+                PaymentWaiting(
+                    reason="breaker_open",
+                    since=since.isoformat(),
+                    window_ends_at=window_ends_at(fresh).isoformat(),
+                    attempts=fresh.attempts,
+                ),
                 store=payment.store,
                 order_id=order.pk,
                 subject=fresh,
-                data={
-                    "reason": "breaker_open",
-                    "since": since.isoformat(),
-                    "window_ends_at": window_ends_at(fresh).isoformat(),
-                    "attempts": fresh.attempts,
-                },
                 actor=ACTOR,
             )
             order_services.record_payment_progress(order=order, status="waiting", attempts=fresh.attempts)
@@ -406,15 +415,14 @@ def release_waiting() -> list[tuple[uuid.UUID, int, str]]:
                 waiting_since=None, next_retry_at=None, updated_at=now
             )
             emit(
-                "payment.resumed",
+                PaymentResumed(
+                    since=payment.waiting_since.isoformat(),
+                    waited_seconds=round((now - payment.waiting_since).total_seconds(), 1),
+                    attempts=payment.attempts,
+                ),
                 store=store,
                 order_id=payment.order_id,
                 subject=payment,
-                data={
-                    "since": payment.waiting_since.isoformat(),
-                    "waited_seconds": round((now - payment.waiting_since).total_seconds(), 1),
-                    "attempts": payment.attempts,
-                },
                 actor=ACTOR,
             )
             order_services.resume_payment_progress(order_id=payment.order_id, attempts=payment.attempts)
@@ -505,18 +513,17 @@ def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -
         )
         stretched = exc.outcome_unknown and fresh.attempts >= max_attempts()
         emit(
-            "payment.retrying",
+            PaymentRetrying(
+                attempt=fresh.attempts,
+                max_attempts=max_attempts_when_unknown() if stretched else max_attempts(),
+                next_delay_seconds=round(delay, 3),
+                error=exc.code,
+                message=str(exc)[:200],
+                outcome_unknown=exc.outcome_unknown,
+            ),
             store=payment.store,
             order_id=order.pk,
             subject=fresh,
-            data={
-                "attempt": fresh.attempts,
-                "max_attempts": max_attempts_when_unknown() if stretched else max_attempts(),
-                "next_delay_seconds": round(delay, 3),
-                "error": exc.code,
-                "message": str(exc)[:200],
-                "outcome_unknown": exc.outcome_unknown,
-            },
             actor=ACTOR,
         )
         order_services.record_payment_progress(order=order, status="retrying", attempts=fresh.attempts)
@@ -531,7 +538,6 @@ def _succeed(payment: Payment, charge: gateway.Charge) -> None:
         transition(
             fresh,
             PS.SUCCEEDED,
-            topic="payment.processed",
             reason="charged",
             actor=ACTOR,
             updates={
@@ -541,12 +547,12 @@ def _succeed(payment: Payment, charge: gateway.Charge) -> None:
                 "waiting_since": None,
                 "error_code": "",
             },
-            data={
-                "amount": str(fresh.amount),
-                "currency": fresh.currency,
-                "charge_id": charge.id,
-                "attempts": fresh.attempts,
-            },
+            event=PaymentProcessed(
+                amount=str(fresh.amount),
+                currency=fresh.currency,
+                charge_id=charge.id,
+                attempts=fresh.attempts,
+            ),
         )
         if order.status == OS.PAYMENT_PROCESSING:
             # stock committed and (fulfillment listening inline on order.paid) the pick list
@@ -572,7 +578,6 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
         transition(
             fresh,
             PS.FAILED,
-            topic="payment.failed",
             reason=message[:200],
             actor=ACTOR,
             updates={
@@ -583,13 +588,13 @@ def _fail(payment: Payment, *, error_code: str, message: str, decline_code: str 
                 "next_retry_at": None,
                 "waiting_since": None,
             },
-            data={
-                "error_code": error_code,
-                "decline_code": decline_code,
-                "error": error_code,
-                "message": message[:200],
-                "attempts": fresh.attempts,
-            },
+            event=PaymentFailed(
+                error_code=error_code,
+                decline_code=decline_code,
+                error=error_code,
+                message=message[:200],
+                attempts=fresh.attempts,
+            ),
         )
         if order.status == OS.PAYMENT_PROCESSING:
             order_services.mark_payment_failed(
@@ -617,7 +622,6 @@ def abandon_payment(payment: Payment, *, reason: str) -> None:
         transition(
             fresh,
             PS.FAILED,
-            topic="payment.cancelled",
             reason=reason,
             actor=ACTOR,
             updates={
@@ -626,7 +630,7 @@ def abandon_payment(payment: Payment, *, reason: str) -> None:
                 "next_retry_at": None,
                 "waiting_since": None,
             },
-            data={"error_code": code, "attempts": fresh.attempts},
+            event=PaymentCancelled(error_code=code, attempts=fresh.attempts),
         )
         order_services.record_payment_progress(order=order, status="failed", attempts=fresh.attempts)
         store_pk, order_pk = payment.store.pk, order.pk
@@ -674,27 +678,25 @@ def _gateway_alive() -> None:
         store = Store.objects.filter(pk=store_id).first()
         if store is not None:
             emit(
-                "gateway.up",
+                GatewayUp(gateway=settings.GATEWAY_URL),
                 store=store,
                 subject_type="gateway",
                 subject_id="gateway",
-                data={"gateway": settings.GATEWAY_URL},
                 actor=ACTOR,
             )
 
 
 def _emit_gateway_down(store: Store, *, error: str, failures: int | None) -> None:
     emit(
-        "gateway.down",
+        GatewayDown(
+            gateway=settings.GATEWAY_URL,
+            error=error,
+            failures=failures,
+            cooldown_seconds=settings.BREAKER_COOLDOWN_SECONDS,
+        ),
         store=store,
         subject_type="gateway",
         subject_id="gateway",
-        data={
-            "gateway": settings.GATEWAY_URL,
-            "error": error,
-            "failures": failures,
-            "cooldown_seconds": settings.BREAKER_COOLDOWN_SECONDS,
-        },
         actor=ACTOR,
     )
 

@@ -9,4 +9,8 @@ class CoreConfig(AppConfig):
     verbose_name = "OrderFlow core"
 
     def ready(self) -> None:
-        from . import schema, signals  # noqa: F401  (OpenAPI auth description, task logging)
+        from . import schema, signals, store_events, topics  # noqa: F401  (OpenAPI, task logging, events)
+
+        # Every app's typed events (its `events` module, core's own `store_events`) and every state
+        # machine register into the topic registry; core names no app.
+        topics.complete()

@@ -15,14 +15,16 @@ the broker is down the row stays unpublished and is sent later. Handlers run at 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import functools
 import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from celery import shared_task
 from django.core.serializers.json import DjangoJSONEncoder
@@ -30,6 +32,7 @@ from django.db import connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from . import topics
 from .tenancy import Store, TenantModel, use_store
 
 log = logging.getLogger("orderflow.events")
@@ -73,6 +76,11 @@ class Event(TenantModel):
     def __str__(self) -> str:
         return f"{self.topic} #{self.pk}"
 
+    @property
+    def payload(self) -> EventPayload:
+        """The typed payload of this event (its registered class, read back from `data`)."""
+        return topics.TOPICS[self.topic].payload.of(self)
+
     def as_message(self) -> dict[str, Any]:
         """The event as JSON for pushes and webhooks."""
         return {
@@ -99,6 +107,100 @@ class HandledEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handler} ran event {self.event_id}"
+
+
+# ------------------------------------------------------------------------------ payloads
+
+
+def optional(default: Any = None) -> Any:
+    """A payload field that some emits leave out: left out of `data` while it is None."""
+    return dataclasses.field(default=default, metadata={"omit_none": True})
+
+
+def renamed(key: str, default: Any = None, *, omit_none: bool = False) -> Any:
+    """A payload field stored under another key (`from`, a Python keyword)."""
+    return dataclasses.field(default=default, metadata={"key": key, "omit_none": omit_none})
+
+
+@functools.cache
+def _field_keys(cls: type) -> list[tuple[dataclasses.Field, str]]:
+    return [(f, f.metadata.get("key", f.name)) for f in dataclasses.fields(cls)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventPayload:
+    """One topic's payload, typed: subclasses in each app's `events.py` are frozen dataclasses that
+    declare `topic`, `step` (the workflow column) and, when the topic lands in a state box, `box`
+    (`<prefix>.<state>`), and register into `orderflow.core.topics` when defined. `emit(payload,
+    ...)` stores `as_data()` as the event's `data`; a listener gets the dataclass back with
+    `SomeEvent.of(event)` (or `event.payload`).
+
+    Absent fields: rows written before a field existed (or by an emit that leaves an `optional()`
+    field out) lack its key; `of()` then gives the field's default, so the default is what an
+    absent field means — None "not known", never a made-up value. Keys a class does not declare
+    are ignored by `of()`; the stored JSON keeps the keys the emitters always wrote (a field's key
+    is its name unless `renamed()`)."""
+
+    topic: ClassVar[str]
+    step: ClassVar[str]
+    box: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "topic" in cls.__dict__:
+            topics.register(topics.Topic(cls.topic, cls.step, cls.box, cls))
+
+    @classmethod
+    def _keys(cls) -> list[tuple[dataclasses.Field, str]]:
+        return _field_keys(cls)
+
+    @classmethod
+    def data_keys(cls) -> frozenset[str]:
+        """The keys its `data` may hold."""
+        return frozenset(key for _, key in _field_keys(cls))
+
+    def as_data(self) -> dict[str, Any]:
+        """The event's `data`: one key per field (an `optional()` one only when set)."""
+        data = {}
+        for f, key in self._keys():
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("omit_none"):
+                continue
+            data[key] = value
+        return data
+
+    @classmethod
+    def accepts(cls, topic: str) -> bool:
+        return topic == getattr(cls, "topic", None)
+
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        """The payload of a stored event of this class's topic (absent keys: the defaults)."""
+        if not cls.accepts(event.topic):
+            raise ValueError(f"{cls.__name__} does not describe {event.topic} events")
+        data = event.data or {}
+        return cls(**{f.name: data[key] for f, key in cls._keys() if key in data})
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChange(EventPayload):
+    """The payload of a move of a state machine: `from`, `to`, `reason` (filled in by
+    `transition()`), and the fields the machine's moves add. A model's `EVENT_PAYLOAD` (a subclass
+    with `machine` = its prefix) describes its `<prefix>.<state>` topics; a move that names its
+    own topic passes an instance of that topic's subclass (`transition(..., event=...)`)."""
+
+    machine: ClassVar[str | None] = None
+
+    from_state: str | None = renamed("from", omit_none=True)
+    to: str | None = optional()
+    reason: str | None = optional()
+
+    @classmethod
+    def accepts(cls, topic: str) -> bool:
+        if cls.machine is not None:
+            known = topics.TOPICS.get(topic)
+            return known is not None and known.payload is cls
+        return super().accepts(topic)
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -221,6 +323,31 @@ def registered_handlers() -> dict[str, Handler]:
 
 
 def emit(
+    payload: EventPayload,
+    *,
+    store: Store,
+    order_id: uuid.UUID | str | None = None,
+    subject: models.Model | None = None,
+    subject_type: str = "",
+    subject_id: str = "",
+    actor: str = "",
+) -> Event:
+    """Write the typed event `payload` (its topic, its data) in the caller's transaction; the
+    outbox dispatcher publishes it after that transaction commits (a trigger on the table wakes
+    it at COMMIT: orderflow/core/outbox.py)."""
+    return write_event(
+        payload.topic,
+        store=store,
+        order_id=order_id,
+        subject=subject,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=payload.as_data(),
+        actor=actor,
+    )
+
+
+def write_event(
     topic: str,
     *,
     store: Store,
@@ -231,8 +358,11 @@ def emit(
     data: dict[str, Any] | None = None,
     actor: str = "",
 ) -> Event:
-    """Write the event in the caller's transaction; the outbox dispatcher publishes it after that
-    transaction commits (a trigger on the table wakes it at COMMIT: orderflow/core/outbox.py)."""
+    """`emit()` by topic name and data as stored. Only for what has no payload instance to pass:
+    `transition()`'s `<prefix>.<state>` topics (their data is checked against the machine's
+    `EVENT_PAYLOAD` there), and tests that write rows as older code stored them. The row is
+    written in the caller's transaction; the outbox dispatcher publishes it after that transaction
+    commits (a trigger on the table wakes it at COMMIT: orderflow/core/outbox.py)."""
     if subject is not None:
         subject_type = subject_type or subject._meta.model_name
         subject_id = subject_id or str(subject.pk)

@@ -31,7 +31,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .events import emit
 from .tenancy import Store
 
 log = logging.getLogger("orderflow.reconciler")
@@ -152,19 +151,6 @@ def broker_backlog(*queues: str) -> int | None:
     except Exception:
         return None
     return sum(counts)
-
-
-def record(store: Store, order_id: Any, *, problem: str, action: str, **details: Any) -> None:
-    """The `order.reconciled` event of one repair (in the repair's transaction)."""
-    emit(
-        "order.reconciled",
-        store=store,
-        order_id=order_id,
-        subject_type="order",
-        subject_id=str(order_id),
-        data={"problem": problem, "action": action, **details},
-        actor=ACTOR,
-    )
 
 
 def send_after_commit(task_name: str, *args: Any) -> None:

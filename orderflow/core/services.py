@@ -7,6 +7,7 @@ from django.db import transaction
 
 from .errors import NotFound
 from .events import emit
+from .store_events import ApiKeyCreated, ApiKeyRevoked
 from .tenancy import ApiKey, Store, create_api_key, revoke_api_key
 
 
@@ -20,11 +21,10 @@ def issue_api_key(*, store: Store, name: str, scope: str, actor: str) -> tuple[A
     with transaction.atomic():
         key, raw = create_api_key(store=store, name=name, scope=scope)
         emit(
-            "api_key.created",
+            ApiKeyCreated(prefix=key.prefix, name=key.name, scope=key.scope),
             store=store,
             subject=key,
             subject_id=key.prefix,
-            data={"prefix": key.prefix, "name": key.name, "scope": key.scope},
             actor=actor,
         )
     return key, raw
@@ -39,11 +39,10 @@ def revoke_store_key(*, store: Store, prefix: str, actor: str) -> ApiKey:
         if key.is_active:
             revoke_api_key(key=key)
             emit(
-                "api_key.revoked",
+                ApiKeyRevoked(prefix=key.prefix, name=key.name, scope=key.scope),
                 store=store,
                 subject=key,
                 subject_id=key.prefix,
-                data={"prefix": key.prefix, "name": key.name, "scope": key.scope},
                 actor=actor,
             )
     return key

@@ -8,13 +8,14 @@ saves with a conditional UPDATE (so a concurrent change is detected, not overwri
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
 
 from .errors import InvalidTransition
-from .events import emit
+from .events import StateChange, write_event
 from .tenancy import current_store
 
 
@@ -43,14 +44,17 @@ def transition(
     actor: str = "",
     field: str = "status",
     table: dict | None = None,
-    topic: str | None = None,
+    event: StateChange | None = None,
     data: dict[str, Any] | None = None,
     updates: dict[str, Any] | None = None,
     emit_event: bool = True,
 ) -> models.Model:
     """Move `obj.<field>` to `to` if its table allows it; refuse otherwise.
 
-    `updates` are other columns written in the same UPDATE (timestamps, who did it)."""
+    `updates` are other columns written in the same UPDATE (timestamps, who did it). The event is
+    `<prefix>.<to>` with {"from", "to", "reason", **data} — `data` holds only fields the model's
+    `EVENT_PAYLOAD` declares — or, for a move that names its own topic (a state in the model's
+    `NAMED_ENTRIES`), the typed `event` whose box is that state, from/to/reason filled in."""
     table = table if table is not None else type(obj).TRANSITIONS
     current = getattr(obj, field)
     if to not in table.get(current, set()):
@@ -58,6 +62,8 @@ def transition(
             f"{type(obj).__name__} cannot go from '{current}' to '{to}'.",
             extra={"from": current, "to": to},
         )
+    if emit_event:
+        topic, payload = _event_of(type(obj), current, to, reason, event, data)
     values: dict[str, Any] = {field: to, **(updates or {})}
     if any(f.name == "updated_at" for f in obj._meta.fields):
         values.setdefault("updated_at", timezone.now())
@@ -74,15 +80,9 @@ def transition(
         else:
             fresh = manager.filter(pk=obj.pk).values_list(field, flat=True).first()
         if changed == 1 and emit_event:
-            prefix = getattr(type(obj), "EVENT_PREFIX", obj._meta.model_name)
             order_id = obj.pk if getattr(type(obj), "IS_ORDER", False) else getattr(obj, "order_id", None)
-            emit(
-                topic or f"{prefix}.{to}",
-                store=_store_of(obj),
-                order_id=order_id,
-                subject=obj,
-                data={"from": current, "to": to, "reason": reason, **(data or {})},
-                actor=actor,
+            write_event(
+                topic, store=_store_of(obj), order_id=order_id, subject=obj, data=payload, actor=actor
             )
     if changed != 1:
         raise InvalidTransition(
@@ -90,6 +90,32 @@ def transition(
             extra={"from": fresh, "to": to},
         )
     return obj
+
+
+def _event_of(
+    model: type[models.Model],
+    current: str,
+    to: str,
+    reason: str,
+    event: StateChange | None,
+    data: dict | None,
+) -> tuple[str, dict[str, Any]]:
+    """The topic and data a move emits; a mismatch with the registry is a programming error."""
+    prefix = model.EVENT_PREFIX
+    if event is not None:
+        if data or event.box != f"{prefix}.{to}":
+            raise ValueError(
+                f"{type(event).__name__} (box {event.box}) cannot describe a move to {prefix}.{to}"
+            )
+        return event.topic, dataclasses.replace(event, from_state=current, to=to, reason=reason).as_data()
+    if to in getattr(model, "NAMED_ENTRIES", ()):
+        raise ValueError(
+            f"{model.__name__} enters '{to}' only with a named event (transition(..., event=...))"
+        )
+    unknown = set(data or ()) - model.EVENT_PAYLOAD.data_keys()
+    if unknown:
+        raise ValueError(f"{model.EVENT_PAYLOAD.__name__} declares no {sorted(unknown)}")
+    return f"{prefix}.{to}", {"from": current, "to": to, "reason": reason, **(data or {})}
 
 
 def sources_of(table: dict, to: str) -> frozenset:

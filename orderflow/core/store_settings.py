@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from .errors import ValidationFailed, flatten_fields
 from .events import emit
+from .store_events import StoreSettingsChanged
 from .tenancy import Store
 
 
@@ -163,10 +164,11 @@ def update_store_settings(*, store: Store, actor: str, changes: dict[str, Any]) 
             locked.settings = current
             locked.save(update_fields=["settings"])
             emit(
-                "store.settings_changed",
+                StoreSettingsChanged(
+                    changes={k: {"from": before[k], "to": locked.setting(k)} for k in changed}
+                ),
                 store=locked,
                 subject=locked,
-                data={"changes": {k: {"from": before[k], "to": locked.setting(k)} for k in changed}},
                 actor=actor,
             )
     store.settings = locked.settings

@@ -1,19 +1,27 @@
-"""Every topic the flow can emit, in one list: what the workflow page draws from the start (before a
-topic has ever happened) and what the order timeline puts into words.
+"""The registry of every topic the flow can emit: what the workflow page draws from the start
+(before a topic has ever happened), what the order timeline puts into words, what a webhook may
+subscribe to and what docs/api-contract.md lists.
 
-`box` names the state box a topic lands in, as `<machine prefix>.<state>`: a move into a state
-emits `<prefix>.<state>` unless the move names its own topic (`payment.processed` enters
-`payment.succeeded`), and creating a thing emits `<prefix>.created` for its initial state. A topic
-with no box is an event of its step that moves no state (`inventory.updated`, `fraud.checked`).
+Nothing here is listed by hand, and core imports no app: the apps register into it.
+- Each typed event class (a subclass of `orderflow.core.events.EventPayload`, in its app's
+  `events.py`) registers its topic, step and box when the class is defined.
+- Each state machine (a model with `TRANSITIONS`, `EVENT_PREFIX`, `EVENT_STEP`) registers
+  `<prefix>.<state>` for every state a move of its table enters, except the states it enters only
+  with a named event (`NAMED_ENTRIES`: `payment.processed` enters `payment.succeeded`).
+The registry is complete once Django's apps are ready: core's AppConfig registers the machines
+and imports every installed app's `events` module (`complete()`).
 
-`tests/core/test_topics.py` keeps this list and the code that emits in step: every topic an
-`emit(...)` or `transition(..., topic=...)` names, and every default `<prefix>.<state>` of the
-state tables, is here, and nothing here is emitted by no one.
+`box` names the state box a topic lands in, as `<machine prefix>.<state>`. A topic with no box is
+an event of its step that moves no state (`inventory.updated`, `fraud.checked`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.utils.module_loading import autodiscover_modules
 
 # The steps, left to right as an order moves through them (the workflow page's columns).
 STEPS = ("order", "stock", "payment", "fulfillment", "shipment", "alert", "store")
@@ -24,73 +32,55 @@ class Topic:
     name: str
     step: str
     box: str | None = None  # "<prefix>.<state>" this topic enters, when it moves a state
+    payload: Any = None  # the EventPayload class that describes its data
 
 
-def _states(prefix: str, *states: str, step: str | None = None) -> list[Topic]:
-    return [Topic(f"{prefix}.{s}", step or prefix, f"{prefix}.{s}") for s in states]
+# name -> Topic, in registration order; read it after the apps are ready.
+TOPICS: dict[str, Topic] = {}
+# prefix -> the stateful model whose moves emit `<prefix>.<state>`.
+MACHINES: dict[str, type] = {}
 
 
-TOPICS: dict[str, Topic] = {
-    t.name: t
-    for t in [
-        # orders
-        Topic("order.created", "order", "order.pending"),
-        *_states(
-            "order",
-            "fraud_review",
-            "payment_processing",
-            "paid",
-            "fulfilling",
-            "ready_to_ship",
-            "shipped",
-            "delivered",
-            "payment_failed",
-            "cancelled",
-            "rejected",
-            "expired",
-        ),
-        Topic("order.reconciled", "order"),
-        # stock (reserved for an order when it is placed, released or committed later)
-        Topic("inventory.updated", "stock"),
-        Topic("inventory.threshold_reached", "stock"),
-        Topic("inventory.threshold_cleared", "stock"),
-        Topic("inventory.forecast_low", "stock"),
-        Topic("inventory.forecast_cleared", "stock"),
-        Topic("product.created", "stock"),
-        Topic("product.updated", "stock"),
-        # payments (fraud screening first, the gateway's health alongside)
-        Topic("fraud.checked", "payment"),
-        Topic("fraud.reviewed", "payment"),
-        *_states("payment", "processing"),
-        Topic("payment.retrying", "payment", "payment.processing"),
-        Topic("payment.processed", "payment", "payment.succeeded"),
-        Topic("payment.failed", "payment", "payment.failed"),
-        Topic("payment.cancelled", "payment", "payment.failed"),
-        Topic("payment.waiting", "payment"),  # behind the open breaker, inside the payment window
-        Topic("payment.resumed", "payment"),
-        Topic("payment.retry_requested", "payment", "payment.pending"),
-        Topic("payment.refund_requested", "payment"),
-        *_states("payment", "partially_refunded"),
-        Topic("payment.refunded", "payment", "payment.refunded"),
-        Topic("payment.refund_failed", "payment", "payment.succeeded"),
-        Topic("gateway.down", "payment"),
-        Topic("gateway.up", "payment"),
-        # fulfillment and the carrier
-        Topic("fulfillment.created", "fulfillment", "fulfillment.pending"),
-        *_states("fulfillment", "picking", "packed", "ready_to_ship", "shipped", "cancelled"),
-        Topic("fulfillment.picked", "fulfillment", "fulfillment.picking"),
-        Topic("shipment.label_created", "shipment", "shipment.label_created"),
-        *_states("shipment", "in_transit", "out_for_delivery", "exception", "delivered", "returned"),
-        # alerts
-        Topic("alert.opened", "alert", "alert.open"),
-        Topic("alert.updated", "alert", "alert.open"),
-        *_states("alert", "acknowledged", "resolved"),
-        # the store's own settings and keys
-        Topic("store.settings_changed", "store"),
-        Topic("api_key.created", "store"),
-        Topic("api_key.revoked", "store"),
-    ]
-}
+def register(topic: Topic) -> Topic:
+    """Add a topic; registering the same name twice with another definition is a bug."""
+    if topic.step not in STEPS:
+        raise ValueError(f"topic {topic.name}: unknown step {topic.step!r} (one of {STEPS})")
+    known = TOPICS.get(topic.name)
+    if known is not None and known != topic:
+        raise ValueError(f"topic {topic.name} registered twice: {known} and {topic}")
+    TOPICS[topic.name] = topic
+    return topic
+
+
+def register_machine(model: type) -> None:
+    """Register a state machine: `<prefix>.<state>` for every state a move enters (the table's
+    targets) and that the model does not reserve for named events (`NAMED_ENTRIES`)."""
+    prefix, step = model.EVENT_PREFIX, model.EVENT_STEP
+    known = MACHINES.get(prefix)
+    if known is not None and known is not model:
+        raise ValueError(f"two machines use the event prefix {prefix}: {known} and {model}")
+    MACHINES[prefix] = model
+    named = {str(s) for s in getattr(model, "NAMED_ENTRIES", ())}
+    entered = {str(dst) for dsts in model.TRANSITIONS.values() for dst in dsts}
+    for state in [str(s) for s in model.TRANSITIONS if str(s) in entered - named]:
+        register(Topic(f"{prefix}.{state}", step, f"{prefix}.{state}", model.EVENT_PAYLOAD))
+
+
+def complete() -> None:
+    """Called once the apps are ready (core's AppConfig): register every stateful model and import
+    every installed app's `events` module, then check that each box is a state of a machine."""
+    for model in apps.get_models():
+        if hasattr(model, "TRANSITIONS") and hasattr(model, "EVENT_STEP"):
+            register_machine(model)
+    autodiscover_modules("events")
+    check()
+
+
+def check() -> None:
+    states = {f"{p}.{s}" for p, m in MACHINES.items() for s in (str(s) for s in m.TRANSITIONS)}
+    wrong = {t.name: t.box for t in TOPICS.values() if t.box and t.box not in states}
+    if wrong:
+        raise ValueError(f"topics landing in no state of a machine: {wrong}")
 
 
 def topics_of_box(box: str) -> list[str]:

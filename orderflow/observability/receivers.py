@@ -18,6 +18,7 @@ import time
 from celery.signals import task_postrun, task_prerun
 from django.dispatch import receiver
 
+from inventory.events import ThresholdReached
 from orderflow.core.events import events_published
 from orderflow.core.outbox import dispatcher_started, dispatcher_stopped
 
@@ -83,10 +84,7 @@ def _count_events(sender, events, **kwargs) -> None:
             outcome = instruments.ORDER_OUTCOMES.get(event.topic)
             if outcome is not None:
                 instruments.ORDERS.labels(store=_store_slug(event), outcome=outcome).inc()
-            elif (
-                event.topic == "inventory.threshold_reached"
-                and (event.data or {}).get("kind") == "out_of_stock"
-            ):
+            elif event.topic == ThresholdReached.topic and ThresholdReached.of(event).kind == "out_of_stock":
                 instruments.STOCKOUTS.labels(store=_store_slug(event)).inc()
     except Exception:
         log.exception("counting published events failed")

@@ -22,7 +22,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from orderflow.core.events import emit, handlers_for, run_handler_once
+from orderflow.core.events import handlers_for, run_handler_once, write_event
 from orderflow.core.tenancy import use_store
 
 
@@ -30,7 +30,7 @@ def fire(store, topic: str, data: dict | None = None, *, order_id=None, subject_
     """Emit `topic` in a transaction, then run the alerts app's handlers for it the way a worker
     does (`run_handler_once`: dedupe row + handler in one transaction). Returns the event."""
     with use_store(store), transaction.atomic():
-        event = emit(topic, store=store, order_id=order_id, data=data or {}, subject_type=subject_type,
+        event = write_event(topic, store=store, order_id=order_id, data=data or {}, subject_type=subject_type,
                      subject_id=subject_id)  # fmt: skip
     for handler in handlers_for(topic):
         if handler.name.startswith("alerts."):

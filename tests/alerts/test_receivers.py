@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from alerts.models import Alert
-from orderflow.core.events import emit, handlers_for, run_handler_once
+from orderflow.core.events import handlers_for, run_handler_once, write_event
 from orderflow.core.tenancy import use_store
 from tests.alerts.support import fire
 
@@ -193,8 +193,8 @@ def test_gateway_down_opens_a_critical_alert_and_gateway_up_resolves_it(store):
 def test_gateway_up_handled_before_the_down_it_answers_leaves_no_open_alert(store):
     """Both published in one batch, their handlers race in two worker processes."""
     with use_store(store), transaction.atomic():
-        down = emit("gateway.down", store=store, subject_type="gateway", subject_id="gateway", data={})
-        up = emit("gateway.up", store=store, subject_type="gateway", subject_id="gateway", data={})
+        down = write_event("gateway.down", store=store, subject_type="gateway", subject_id="gateway", data={})
+        up = write_event("gateway.up", store=store, subject_type="gateway", subject_id="gateway", data={})
     assert run_handler_once(up.pk, "alerts.receivers.gateway_up") is True
     assert run_handler_once(down.pk, "alerts.receivers.gateway_down") is True
     assert not Alert.all_stores.filter(store=store, kind="gateway_down").exclude(status="resolved").exists()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from inventory import services as inventory_services
-from orderflow.core.events import emit
+from orderflow.core.events import write_event
 from orders.models import Order
 from tests.browser.conftest import PASSWORD, screenshot
 from tests.dashboard.helpers import make_order
@@ -55,12 +55,14 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     Order.all_stores.filter(pk=order.pk).update(card_brand="visa", card_last4="4242")
     make_order(store, status="payment_failed", payment_status="failed", total="13.00")
     with transaction.atomic():
-        emit("order.created", store=store, order_id=order.pk, subject=order,
+        write_event("order.created", store=store, order_id=order.pk, subject=order,
              data={"number": order.number, "total": "42.00", "currency": "EUR", "units": 2})  # fmt: skip
-        emit("order.payment_processing", store=store, order_id=order.pk, data={"to": "payment_processing"})
-        emit("payment.processed", store=store, order_id=order.pk,
+        write_event(
+            "order.payment_processing", store=store, order_id=order.pk, data={"to": "payment_processing"}
+        )
+        write_event("payment.processed", store=store, order_id=order.pk,
              data={"amount": "42.00", "currency": "EUR", "charge_id": "ch_1"})  # fmt: skip
-        emit("order.paid", store=store, order_id=order.pk, data={"to": "paid"})
+        write_event("order.paid", store=store, order_id=order.pk, data={"to": "paid"})
     admin = make_user("admin", superuser=True, password=PASSWORD)
     assert admin.is_superuser
 
@@ -130,7 +132,7 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     _wait_live(page)
     Order.all_stores.filter(pk=order.pk).update(status="fulfilling")
     with transaction.atomic():
-        emit("order.fulfilling", store=store, order_id=order.pk, data={"to": "fulfilling"})
+        write_event("order.fulfilling", store=store, order_id=order.pk, data={"to": "fulfilling"})
     expect(page.locator("#stepper .step.current")).to_have_text("fulfilling")
     expect(page.locator("#timeline")).to_contain_text("Fulfillment started")
     expect(page.locator("#order-status")).to_have_text("fulfilling")
@@ -138,12 +140,14 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     _wait_live(page)
     fresh = make_order(store, total="7.00")
     with transaction.atomic():
-        emit("order.created", store=store, order_id=fresh.pk,
+        write_event("order.created", store=store, order_id=fresh.pk,
              data={"number": fresh.number, "total": "7.00", "currency": "EUR"})  # fmt: skip
     row = page.locator(f'#recent-orders tr[data-order-id="{fresh.pk}"]')
     expect(row).to_have_count(1)
     with transaction.atomic():
-        emit("order.payment_processing", store=store, order_id=fresh.pk, data={"to": "payment_processing"})
+        write_event(
+            "order.payment_processing", store=store, order_id=fresh.pk, data={"to": "payment_processing"}
+        )
     expect(row.locator('[data-f="status"] .chip')).to_have_text("payment_processing")
     # low stock is highlighted on the inventory page
     page.goto("/dashboard/inventory/")
@@ -209,9 +213,9 @@ def test_a_store_a_page_never_receives_store_b_pushes(transactional_db, open_pag
     order_b = make_order(other_store)
     order_a = make_order(store)
     with transaction.atomic():
-        emit("order.created", store=other_store, order_id=order_b.pk, data={"number": 1, "who": "b"})
+        write_event("order.created", store=other_store, order_id=order_b.pk, data={"number": 1, "who": "b"})
     with transaction.atomic():  # a sentinel for store A, sent after B's
-        emit("order.created", store=store, order_id=order_a.pk, data={"number": 2, "who": "a"})
+        write_event("order.created", store=store, order_id=order_a.pk, data={"number": 2, "who": "a"})
     stream = page.locator("#event-stream")
     expect(stream.locator(f'li[data-order-id="{order_a.pk}"]')).to_have_count(1)
     expect(stream.locator(f'li[data-order-id="{order_b.pk}"]')).to_have_count(0)

@@ -12,7 +12,14 @@ from django.db import transaction
 from kombu import pools as kombu_pools
 
 from orderflow.celery import app as celery_app
-from orderflow.core.events import Event, HandledEvent, emit, on_event, relay_unpublished, run_handler_once
+from orderflow.core.events import (
+    Event,
+    HandledEvent,
+    on_event,
+    relay_unpublished,
+    run_handler_once,
+    write_event,
+)
 from orderflow.core.outbox import dispatch_pending
 from tests.conftest import free_port, wait_until
 
@@ -101,7 +108,7 @@ def broker():
 @pytest.mark.django_db(transaction=True)
 def test_event_is_published_after_commit_once(store, broker):
     with transaction.atomic():
-        event = emit("test.outbox.created", store=store, data={"n": 1})
+        event = write_event("test.outbox.created", store=store, data={"n": 1})
         assert broker.queued() == 0, "nothing leaves the process before COMMIT: emit() only writes the row"
     assert dispatch_pending() == 1
     event.refresh_from_db()
@@ -114,7 +121,7 @@ def test_event_is_published_after_commit_once(store, broker):
 def test_event_in_rolled_back_transaction_is_never_published(store, broker):
     with pytest.raises(RuntimeError):
         with transaction.atomic():
-            emit("test.outbox.created", store=store)
+            write_event("test.outbox.created", store=store)
             raise RuntimeError("order failed half-way")
     assert Event.all_stores.count() == 0
     assert relay_unpublished(older_than_seconds=0, batch=100) == 0
@@ -126,7 +133,7 @@ def test_broker_down_leaves_event_unpublished_and_relay_sends_it_exactly_once(st
     broker.stop()
     started = time.monotonic()
     with transaction.atomic():
-        event = emit("test.outbox.created", store=store)
+        event = write_event("test.outbox.created", store=store)
     assert time.monotonic() - started < 10, "a dead broker must not hold the caller for long"
     event.refresh_from_db()
     assert event.published_at is None, "a failed publish leaves the row for the relay"
@@ -145,7 +152,7 @@ def test_broker_down_leaves_event_unpublished_and_relay_sends_it_exactly_once(st
 def test_relay_leaves_fresh_events_to_the_on_commit_path(store, broker):
     broker.stop()
     with transaction.atomic():
-        emit("test.outbox.created", store=store)
+        write_event("test.outbox.created", store=store)
     broker.start()
     _reset_producer_pools()
     assert relay_unpublished(older_than_seconds=3600, batch=100) == 0
@@ -155,7 +162,7 @@ def test_relay_leaves_fresh_events_to_the_on_commit_path(store, broker):
 def test_redelivered_event_runs_its_handler_once(store, broker):
     RAN.clear()
     with transaction.atomic():
-        event = emit("test.outbox.created", store=store)
+        event = write_event("test.outbox.created", store=store)
     assert run_handler_once(event.pk, "tests.outbox_probe") is True
     assert run_handler_once(event.pk, "tests.outbox_probe") is False
     assert RAN == [event.pk]
@@ -173,7 +180,7 @@ def test_failing_handler_leaves_no_handled_mark_so_a_retry_runs_it(store, broker
             raise ConnectionError("transient")
 
     with transaction.atomic():
-        event = emit("test.flaky.thing", store=store)
+        event = write_event("test.flaky.thing", store=store)
     with pytest.raises(ConnectionError):
         run_handler_once(event.pk, "tests.flaky")
     assert run_handler_once(event.pk, "tests.flaky") is True
@@ -183,8 +190,8 @@ def test_failing_handler_leaves_no_handled_mark_so_a_retry_runs_it(store, broker
 @pytest.mark.django_db(transaction=True)
 def test_a_handler_whose_publish_filter_says_no_costs_no_message(store, broker):
     with transaction.atomic():
-        skipped = emit("test.filtered.a", store=store, data={"wanted": False})
-        emit("test.filtered.b", store=store, data={"wanted": True})
+        skipped = write_event("test.filtered.a", store=store, data={"wanted": False})
+        write_event("test.filtered.b", store=store, data={"wanted": True})
     assert dispatch_pending() == 2
     assert broker.queued("tests.filtered_probe") == 1
     skipped.refresh_from_db()
@@ -194,6 +201,6 @@ def test_a_handler_whose_publish_filter_says_no_costs_no_message(store, broker):
 @pytest.mark.django_db(transaction=True)
 def test_a_publish_filter_that_fails_lets_the_message_go(store, broker):
     with transaction.atomic():
-        emit("test.unsure.a", store=store)
+        write_event("test.unsure.a", store=store)
     assert dispatch_pending() == 1
     assert broker.queued("tests.unsure_probe") == 1

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from orderflow.core import outbox
-from orderflow.core.events import Event, emit, events_published, publish_unpublished
+from orderflow.core.events import Event, events_published, publish_unpublished, write_event
 from tests.conftest import wait_until
 from tests.core.test_outbox import _reset_producer_pools, broker  # noqa: F401  (the fixture)
 
@@ -27,7 +27,7 @@ def _notified(conn, timeout: float) -> int:
 
 def test_committing_process_leaves_publishing_to_the_dispatcher(store, broker):  # noqa: F811
     with transaction.atomic():
-        event = emit("test.outbox.created", store=store)
+        event = write_event("test.outbox.created", store=store)
     event.refresh_from_db()
     assert event.published_at is None, "the committer publishes nothing"
     assert broker.queued() == 0
@@ -44,12 +44,12 @@ def test_commit_notifies_the_dispatcher_once_and_a_rollback_never(store):
     try:
         with pytest.raises(RuntimeError):
             with transaction.atomic():
-                emit("test.outbox.created", store=store)
+                write_event("test.outbox.created", store=store)
                 raise RuntimeError("rolled back")
         assert _notified(conn, 0.5) == 0
         with transaction.atomic():
             for i in range(5):
-                emit("test.outbox.created", store=store, data={"i": i})
+                write_event("test.outbox.created", store=store, data={"i": i})
         assert _notified(conn, 1.0) == 1, "one NOTIFY per committing transaction"
     finally:
         conn.close()
@@ -64,7 +64,7 @@ def test_a_batch_is_stamped_in_one_update_and_heard_live_as_one_batch(store, bro
     events_published.connect(listener, dispatch_uid="test-batch")
     try:
         with transaction.atomic():
-            ids = [emit("test.outbox.created", store=store, data={"i": i}).pk for i in range(30)]
+            ids = [write_event("test.outbox.created", store=store, data={"i": i}).pk for i in range(30)]
         assert publish_unpublished(batch=100) == 30
     finally:
         events_published.disconnect(dispatch_uid="test-batch")
@@ -78,7 +78,7 @@ def test_broker_down_the_dispatcher_keeps_the_rest_and_sends_it_once_back(store,
     broker.stop()
     with transaction.atomic():
         for i in range(3):
-            emit("test.outbox.created", store=store, data={"i": i})
+            write_event("test.outbox.created", store=store, data={"i": i})
     assert outbox.dispatch_pending() == 0
     assert Event.all_stores.filter(published_at__isnull=True).count() == 3
     broker.start()
@@ -96,7 +96,7 @@ def test_running_dispatcher_is_woken_by_the_commit_not_by_its_poll(store, broker
         time.sleep(0.5)  # it is now waiting on LISTEN for up to 30 s
         started = time.monotonic()
         with transaction.atomic():
-            event = emit("test.outbox.created", store=store)
+            event = write_event("test.outbox.created", store=store)
         wait_until(
             lambda: Event.all_stores.filter(pk=event.pk, published_at__isnull=False).exists(),
             10,

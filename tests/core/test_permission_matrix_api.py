@@ -23,7 +23,7 @@ from alerts import webhooks
 from alerts.models import Alert, WebhookDelivery, WebhookEndpoint
 from fulfillment.models import Fulfillment
 from inventory.models import Product, StockLevel
-from orderflow.core.events import Event, emit
+from orderflow.core.events import Event, write_event
 from orderflow.core.permissions import KEY_SCOPE_PERMS, NONE, ROLE_PERMS, Perm
 from orderflow.core.tenancy import ApiKey, Store, StoreMembership, create_api_key
 from orders.models import IdempotencyRecord, Order
@@ -181,7 +181,7 @@ def _endpoint(store) -> dict:
 
 def _delivery(store) -> dict:
     ctx = _endpoint(store)
-    event = emit("order.created", store=store, data={})
+    event = write_event("order.created", store=store, data={})
     ctx["delivery"] = WebhookDelivery.all_stores.create(
         store=store, endpoint=ctx["endpoint"], event=event, topic=event.topic, status="failed", attempts=3
     )

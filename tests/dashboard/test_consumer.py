@@ -11,7 +11,7 @@ from django.test import Client
 
 from dashboard import push, tasks
 from dashboard.routing import websocket_urlpatterns
-from orderflow.core.events import emit
+from orderflow.core.events import write_event
 from orderflow.core.outbox import dispatch_pending
 from orderflow.core.tenancy import StoreMembership
 from tests.factories import make_user
@@ -142,7 +142,7 @@ def test_committed_events_reach_only_their_own_store_sockets(store, other_store)
             from django.db import transaction
 
             with transaction.atomic():
-                emit("order.created", store=other_store, data={"n": 1})
+                write_event("order.created", store=other_store, data={"n": 1})
             dispatch_pending()  # the one publishing path, as the dispatcher process runs it
 
         await emit_for_b()
@@ -175,7 +175,9 @@ def test_alert_events_also_push_the_alert(store):
             from django.db import transaction
 
             with transaction.atomic():
-                emit("alert.opened", store=store, subject_type="alert", subject_id="7", data=alert_data)
+                write_event(
+                    "alert.opened", store=store, subject_type="alert", subject_id="7", data=alert_data
+                )
             dispatch_pending()
 
         await emit_alert()
@@ -261,7 +263,7 @@ def test_a_dispatcher_batch_reaches_each_socket_as_single_frames_in_order(store,
 
             with transaction.atomic():
                 for n in range(3):
-                    emit("order.created", store=store, data={"n": n})
+                    write_event("order.created", store=store, data={"n": n})
             return dispatch_pending()
 
         assert await commit_and_dispatch() == 3

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from dashboard.timeline import happy_path, sentence
 from orderflow.core.errors import ValidationFailed
-from orderflow.core.events import Event, emit
+from orderflow.core.events import Event, write_event
 from orderflow.core.store_settings import update_store_settings, validate_store_settings
 from orderflow.core.topics import TOPICS
 from orders.models import Order
@@ -30,7 +30,7 @@ def _page(client, store, order) -> str:
 
 def _emit(store, order, topic, data, at=None):
     with transaction.atomic():
-        emit(topic, store=store, order_id=order.pk, subject=order, data=data)
+        write_event(topic, store=store, order_id=order.pk, subject=order, data=data)
     if at is not None:
         Event.all_stores.filter(store=store, topic=topic, order_id=order.pk).update(created_at=at)
 

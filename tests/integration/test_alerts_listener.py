@@ -6,7 +6,7 @@ from django.db import transaction
 
 from alerts import webhooks
 from alerts.models import Alert, WebhookDelivery
-from orderflow.core.events import emit
+from orderflow.core.events import write_event
 from tests.alerts.support import WebhookReceiver
 from tests.conftest import wait_until
 
@@ -27,7 +27,7 @@ def test_committed_stock_event_opens_an_alert_and_its_webhook_is_retried_until_d
     receiver.respond_with(503)  # the first attempt fails: the worker retries with backoff
 
     with transaction.atomic():
-        emit("inventory.threshold_reached", store=store,
+        write_event("inventory.threshold_reached", store=store,
              data={"sku": "TSHIRT-M", "available": 2, "threshold": 5, "kind": "low_stock"})  # fmt: skip
 
     alert = wait_until(

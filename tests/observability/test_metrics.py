@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.tasks import deliver_webhook, resend_stale_deliveries
 from inventory.services import adjust
-from orderflow.core.events import Event, emit
+from orderflow.core.events import Event, write_event
 from orderflow.core.outbox import dispatch_pending
 from payments import breaker
 from tests.conftest import ROOT
@@ -208,7 +208,7 @@ def test_queue_depth_counts_the_messages_waiting_in_a_queue():
 def test_outbox_backlog_and_lag_come_from_unpublished_events(store):
     before = value(scrape(), "orderflow_outbox_unpublished_events")
     # In this test's transaction, never committed: nobody publishes it.
-    event = emit("store.settings_changed", store=store, data={"metrics": "test"})
+    event = write_event("store.settings_changed", store=store, data={"metrics": "test"})
     Event.all_stores.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(minutes=10))
     text = scrape()
     assert value(text, "orderflow_outbox_unpublished_events") == before + 1

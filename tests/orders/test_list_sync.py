@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orderflow.core.events import Event, emit
+from orderflow.core.events import Event, write_event
 from orderflow.core.statemachine import transition
 from orders.models import Order
 from orders.services import record_fulfillment_progress, record_payment_progress
@@ -214,8 +214,8 @@ def test_the_status_filters_take_lists_and_refuse_unknown_values(api, store):
 def test_an_orders_events_are_paged_by_id_oldest_first(api, store):
     [order, other] = make_orders(store, 2)
     for i in range(5):
-        emit(f"test.step{i}", store=store, order_id=order.pk, data={})
-    foreign = emit("test.other", store=store, order_id=other.pk, data={})
+        write_event(f"test.step{i}", store=store, order_id=order.pk, data={})
+    foreign = write_event("test.other", store=store, order_id=other.pk, data={})
     url, topics = f"/api/v1/orders/{order.pk}/events?limit=2", []
     while url:
         r = api.get(url)
@@ -224,7 +224,7 @@ def test_an_orders_events_are_paged_by_id_oldest_first(api, store):
         url = r.json()["next"]
     assert topics == [f"test.step{i}" for i in range(5)]
     last = Event.all_stores.filter(order_id=order.pk).order_by("id").last()
-    emit("test.later", store=store, order_id=order.pk, data={})
+    write_event("test.later", store=store, order_id=order.pk, data={})
     r = api.get(f"/api/v1/orders/{order.pk}/events?starting_after={last.pk}")
     assert [e["topic"] for e in r.json()["results"]] == ["test.later"]
     for cursor in (foreign.pk, 10**12, 10**30, "x"):  # another order's event, none, out of range, not an id

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orderflow.core.events import emit
+from orderflow.core.events import write_event
 from orderflow.core.statemachine import transition
 from orders.models import Order
 from tests.factories import make_product, order_body
@@ -29,8 +29,10 @@ def _ship(order: Order) -> None:
         if order.status != status:  # paid opens the pick list at once: fulfilling
             transition(order, status, reason="test")
     data = {"carrier": "dhl", "tracking_number": "DHL123456", "estimated_delivery": "2031-01-03"}
-    emit("shipment.created", store=order.store, order_id=order.pk, data={**data, "status": "created"})
-    emit("shipment.in_transit", store=order.store, order_id=order.pk, data={**data, "status": "in_transit"})
+    write_event("shipment.created", store=order.store, order_id=order.pk, data={**data, "status": "created"})
+    write_event(
+        "shipment.in_transit", store=order.store, order_id=order.pk, data={**data, "status": "in_transit"}
+    )
 
 
 PRIVATE = ("ada.secret", "Hidden Lane", "N1 9GU", "Lovelace", "4242")

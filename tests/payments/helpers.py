@@ -16,7 +16,7 @@ from django.db.models import Max
 from inventory.models import Product
 from inventory.services import release_stock, reserve_stock
 from orderflow.core import vault
-from orderflow.core.events import Event, emit
+from orderflow.core.events import Event, write_event
 from orderflow.core.tenancy import Store
 from orders.models import Order, OrderItem
 from payments import services as payment_services
@@ -74,7 +74,7 @@ def create_order(
         reserve_stock(store=store, lines=[(p.pk, q) for p, q in lines], order_id=order.pk, actor="test")
         if vault_card:
             vault.tokenize(store.pk, order.pk, {"card_number": card, "exp_month": 12, "exp_year": 2031})
-        emit("order.created", store=store, order_id=order.pk, subject=order, data={"number": number})
+        write_event("order.created", store=store, order_id=order.pk, subject=order, data={"number": number})
     return order
 
 
