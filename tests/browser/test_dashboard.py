@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from inventory import services as inventory_services
 from orderflow.core.events import write_event
+from orderflow.core.outbox import dispatch_pending
 from orders.models import Order
 from tests.browser.conftest import PASSWORD, screenshot
 from tests.dashboard.helpers import make_order
@@ -63,6 +64,7 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
         write_event("payment.processed", store=store, order_id=order.pk,
              data={"amount": "42.00", "currency": "EUR", "charge_id": "ch_1"})  # fmt: skip
         write_event("order.paid", store=store, order_id=order.pk, data={"to": "paid"})
+    dispatch_pending()
     admin = make_user("admin", superuser=True, password=PASSWORD)
     assert admin.is_superuser
 
@@ -95,7 +97,8 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
             _wait_live(page)
             if name == "order":
                 expect(page.locator("#stepper")).to_be_visible()
-                expect(page.locator("#stepper .step.current")).to_have_text("paid")
+                # paid, and its pick list opened with the payment: fulfilling
+                expect(page.locator("#stepper .step.current")).to_have_text("fulfilling")
                 expect(page.locator("#timeline")).to_contain_text(
                     "Payment of €42.00 succeeded (visa •••• 4242)"
                 )
@@ -133,6 +136,7 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     Order.all_stores.filter(pk=order.pk).update(status="fulfilling")
     with transaction.atomic():
         write_event("order.fulfilling", store=store, order_id=order.pk, data={"to": "fulfilling"})
+    dispatch_pending()
     expect(page.locator("#stepper .step.current")).to_have_text("fulfilling")
     expect(page.locator("#timeline")).to_contain_text("Fulfillment started")
     expect(page.locator("#order-status")).to_have_text("fulfilling")
@@ -142,12 +146,14 @@ def test_login_overview_stats_and_screenshots_of_every_page(transactional_db, op
     with transaction.atomic():
         write_event("order.created", store=store, order_id=fresh.pk,
              data={"number": fresh.number, "total": "7.00", "currency": "EUR"})  # fmt: skip
+    dispatch_pending()
     row = page.locator(f'#recent-orders tr[data-order-id="{fresh.pk}"]')
     expect(row).to_have_count(1)
     with transaction.atomic():
         write_event(
             "order.payment_processing", store=store, order_id=fresh.pk, data={"to": "payment_processing"}
         )
+    dispatch_pending()
     expect(row.locator('[data-f="status"] .chip')).to_have_text("payment_processing")
     # low stock is highlighted on the inventory page
     page.goto("/dashboard/inventory/")
@@ -214,8 +220,10 @@ def test_a_store_a_page_never_receives_store_b_pushes(transactional_db, open_pag
     order_a = make_order(store)
     with transaction.atomic():
         write_event("order.created", store=other_store, order_id=order_b.pk, data={"number": 1, "who": "b"})
+    dispatch_pending()
     with transaction.atomic():  # a sentinel for store A, sent after B's
         write_event("order.created", store=store, order_id=order_a.pk, data={"number": 2, "who": "a"})
+    dispatch_pending()  # the one publishing path: the dispatcher's batch reaches the sockets
     stream = page.locator("#event-stream")
     expect(stream.locator(f'li[data-order-id="{order_a.pk}"]')).to_have_count(1)
     expect(stream.locator(f'li[data-order-id="{order_b.pk}"]')).to_have_count(0)

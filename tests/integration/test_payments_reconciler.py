@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from orderflow.core.events import Event
+from orderflow.core.outbox import dispatch_pending
 from orders.models import Order
 from tests.conftest import wait_until
 from tests.factories import make_product
@@ -36,6 +37,7 @@ def test_an_order_whose_created_message_was_lost_is_paid_after_the_reconciler_ru
 ):
     product = make_product(store, "TEE", price="12.00", stock=5)
     order = post_order(api, ("TEE", 2))
+    assert dispatch_pending() >= 1  # the dispatcher sends order.created (no worker is running yet)
     created = Event.all_stores.get(store=store, order_id=order.pk, topic="order.created")
     assert created.published_at is not None  # sent, so the outbox relay will not send it again
     assert drop_queued_messages() >= 1  # ... and lost

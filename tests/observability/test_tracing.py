@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from orderflow.core import events
-from orderflow.core.events import Event, emit, handlers_for, send_to_handlers
+from orderflow.core.events import Event, handlers_for, send_to_handlers, write_event
 from orderflow.observability import tracing
 from orderflow.observability.tracing import setup_tracing, shutdown_tracing
 from orders.models import Order
@@ -94,7 +94,7 @@ def test_with_no_endpoint_the_processes_set_up_nothing():
 def test_with_tracing_off_an_event_carries_no_context(store, published_headers):
     assert events.trace_capture is None
     with transaction.atomic():
-        event = emit("order.created", store=store, order_id=uuid.uuid4(), data={"number": 1})
+        event = write_event("order.created", store=store, order_id=uuid.uuid4(), data={"number": 1})
     assert event.trace_context is None
     assert Event.all_stores.get(pk=event.pk).trace_context is None
     send_to_handlers(event)
@@ -112,7 +112,7 @@ def test_a_published_event_continues_the_trace_of_the_span_that_emitted_it(store
     and the message carries that trace to the handler task."""
     tracer = trace.get_tracer("test", tracer_provider=tracing.tracer_provider)
     with tracer.start_as_current_span("request") as span:
-        event = emit("order.created", store=store, order_id=uuid.uuid4(), data={"number": 1})
+        event = write_event("order.created", store=store, order_id=uuid.uuid4(), data={"number": 1})
     emitting = span.get_span_context()
     assert _trace_id(event.trace_context) == emitting.trace_id
     assert int(event.trace_context.split("-")[2], 16) == emitting.span_id
