@@ -11,9 +11,7 @@ TASK = "fulfillment.resume_stalled"
 
 
 def retire(apps, schema_editor):
-    remove_periodic_task(apps, name=NAME)
-    # an entry an operator renamed would call a task that is gone
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task=TASK).delete()
+    remove_periodic_task(apps, name=NAME, task=TASK)
 
 
 def restore(apps, schema_editor):

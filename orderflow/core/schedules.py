@@ -20,5 +20,10 @@ def ensure_periodic_task(
     PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
 
 
-def remove_periodic_task(apps, *, name: str) -> None:
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
+def remove_periodic_task(apps, *, name: str, task: str | None = None) -> None:
+    """Delete the entry named `name`; with `task`, also any entry (an operator may have renamed
+    it) that would still call that task once it is gone."""
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTask.objects.filter(name=name).delete()
+    if task is not None:
+        PeriodicTask.objects.filter(task=task).delete()

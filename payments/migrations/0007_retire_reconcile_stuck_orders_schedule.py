@@ -10,9 +10,7 @@ TASK = "payments.reconcile_stuck_orders"
 
 
 def retire(apps, schema_editor):
-    remove_periodic_task(apps, name=NAME)
-    # an entry an operator renamed would call a task that is gone
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task=TASK).delete()
+    remove_periodic_task(apps, name=NAME, task=TASK)
 
 
 def restore(apps, schema_editor):
