@@ -10,13 +10,19 @@ order's K tasks. The last one counts a finished chain in Redis.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from celery import shared_task
-from celery.signals import task_postrun, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_ready
 
 CHAINS_DONE = "bench:chains_done"
 TASK_COUNTS = "bench:task_counts"
+# CPU microseconds spent inside each task, by name (this process's CPU clock, so it does not count
+# time waiting on PostgreSQL, Redis or the gateway, nor other processes sharing the cores)
+TASK_CPU_US = "bench:task_cpu_us"
+
+_started: dict[str, float] = {}
 
 
 _client = None
@@ -47,10 +53,20 @@ def _flag_ready(**kwargs) -> None:
         Path(path).write_text(str(os.getpid()))
 
 
+@task_prerun.connect
+def _start_clock(task_id=None, **kwargs) -> None:
+    if os.environ.get("BENCH_COUNT_TASKS") == "1" and task_id is not None:
+        _started[task_id] = time.process_time()
+
+
 @task_postrun.connect
-def _count_task(sender=None, **kwargs) -> None:
+def _count_task(sender=None, task_id=None, **kwargs) -> None:
     if os.environ.get("BENCH_COUNT_TASKS") == "1" and sender is not None:
+        cpu = time.process_time() - _started.pop(task_id, time.process_time())
         try:
-            redis_client().hincrby(TASK_COUNTS, sender.name, 1)
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.hincrby(TASK_COUNTS, sender.name, 1)
+            pipe.hincrby(TASK_CPU_US, sender.name, int(cpu * 1_000_000))
+            pipe.execute()
         except Exception:
             pass

@@ -62,11 +62,57 @@ def beat_task_names() -> set[str]:
     return set(PeriodicTask.objects.values_list("task", flat=True))
 
 
-def task_counts() -> dict[str, int]:
+def task_counts(key: str | None = None) -> dict[str, int]:
     from bench.noop import TASK_COUNTS
 
-    raw = common.redis_client().hgetall(TASK_COUNTS)
+    raw = common.redis_client().hgetall(key or TASK_COUNTS)
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (0 for one that is gone)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def database_backends() -> list[int]:
+    """PostgreSQL's backend processes serving the bench database (but not this script's own)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds each part of the stack spends while the pipeline runs: the worker (pool and
+    children), the outbox dispatcher, the mock gateway, beat, and PostgreSQL's backends for the
+    bench database. Per order, these hold up on a shared box where orders/s do not."""
+
+    PARTS = ("worker", "outbox", "gateway", "beat")
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.pids = {name: stack.pids(name) for name in self.PARTS}
+        self.start = {name: cpu_seconds(p) for name, p in self.pids.items()}
+        self.pg_start = {pid: cpu_seconds([pid]) for pid in database_backends()}
+
+    def per_order_ms(self, orders: int) -> dict[str, float]:
+        used = {name: cpu_seconds(p) - self.start[name] for name, p in self.pids.items()}
+        used["postgres"] = sum(
+            cpu_seconds([pid]) - self.pg_start.get(pid, 0.0) for pid in database_backends()
+        )
+        return {name: round(1000 * v / max(orders, 1), 2) for name, v in used.items()}
 
 
 def registry_view(stack: Stack, base: int, n: int) -> dict[str, Any]:
@@ -137,15 +183,16 @@ def wait_drained(timeout: float = 120) -> None:
 
 
 def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = False) -> dict[str, Any]:
-    from bench.noop import TASK_COUNTS
+    from bench.noop import TASK_COUNTS, TASK_CPU_US
 
     stack.stop_worker()
     base = top_number(stack)
     sub = orders_load.submit(stack, count=n, prefix=f"{tag}-p{procs}", concurrency=16, seed=procs)
     if sub["accepted"] != n:
         say(f"  warning: {sub['accepted']} of {n} orders accepted: {sub['statuses']}")
-    common.redis_client().delete(TASK_COUNTS)
+    common.redis_client().delete(TASK_COUNTS, TASK_CPU_US)
     stack.start_worker(procs)
+    meter = CpuMeter(stack)
     t0 = time.monotonic()
     spies: list = []
     if profile:  # 15 s from the middle of the run, not the first burst of order.created handlers
@@ -160,7 +207,9 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = Fal
         timer.start()
     done = wait_orders(stack, base, sub["accepted"], t0, timeout=max(600, n * 0.5))
     wait_drained()
+    cpu_ms = meter.per_order_ms(sub["accepted"] or 1)
     counts = task_counts()
+    cpu_us = task_counts(TASK_CPU_US)
     skip = beat_task_names() | {"bench.noop"}
     order_tasks = {k: v for k, v in counts.items() if k not in skip}
     accepted = sub["accepted"] or 1
@@ -172,6 +221,11 @@ def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = Fal
         **done,
         "tasks_by_name_per_order": {name: round(v / accepted, 2) for name, v in sorted(order_tasks.items())},
         "tasks_per_order": round(k, 2),
+        # to shipped, per order: CPU ms of each process, and of the worker inside each task name
+        "cpu_ms_per_order": cpu_ms,
+        "task_cpu_ms_per_order": {
+            name: round(cpu_us.get(name, 0) / 1000 / accepted, 2) for name in sorted(order_tasks)
+        },
     }
     res["rate_paid"] = accepted / done["to_paid_s"] if done["to_paid_s"] else 0.0
     res["rate_shipped"] = accepted / done["to_shipped_s"] if done["to_shipped_s"] else 0.0
@@ -233,6 +287,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{p['registry']['handler_messages_per_order']} handler messages per order); "
                 f"statuses {p['statuses']}"
             )
+            say(f"  -c {procs}: CPU ms per order, accepted to shipped: {p['cpu_ms_per_order']}; "
+                f"worker CPU ms per order inside each task: {p['task_cpu_ms_per_order']}")  # fmt: skip
             nop = run_noop(stack, procs, p["orders"], k)
             ratio = p["rate_shipped"] / nop["rate"] if nop["rate"] else 0.0
             say(

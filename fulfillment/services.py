@@ -60,13 +60,6 @@ def _refresh_into(target: Fulfillment, source: Fulfillment) -> Fulfillment:
     return target
 
 
-def _lines_payload(fulfillment: Fulfillment) -> list[dict[str, Any]]:
-    return [
-        {"sku": line.sku, "quantity": line.quantity, "picked": line.picked}
-        for line in FulfillmentLine.all_stores.filter(fulfillment=fulfillment).order_by("id")
-    ]
-
-
 # ------------------------------------------------------------------------------------- start
 
 
@@ -116,8 +109,8 @@ def _open_pick_list(store: Store, order: Order, actor: str) -> Fulfillment:
 # -------------------------------------------------------------------------------------- pick
 
 
-def _validate_pick_lines(fulfillment: Fulfillment, lines: list[dict[str, Any]]) -> dict[str, int]:
-    known = {line.sku: line.quantity for line in fulfillment.lines.all()}
+def _validate_pick_lines(current: list[FulfillmentLine], lines: list[dict[str, Any]]) -> dict[str, int]:
+    known = {line.sku: line.quantity for line in current}
     fields: dict[str, list[str]] = {}
     wanted: dict[str, int] = {}
     for i, item in enumerate(lines):
@@ -145,28 +138,38 @@ def pick(
 
     `picked` is the line's total picked so far, so a retried or corrected pick never double-counts.
     The first pick moves pending → picking; completing the list records who/when and emits
-    `fulfillment.picked`. Packing needs every line fully picked."""
+    `fulfillment.picked`. Packing needs every line fully picked. The lines are read once, under
+    the fulfillment's lock, and the changed ones written in one statement, whatever their number."""
     order, fresh = _lock(store, fulfillment)
     if fresh.status not in (FS.PENDING, FS.PICKING):
         raise InvalidTransition(
             f"Cannot pick: the fulfillment is '{fresh.status}'.",
             extra={"from": fresh.status, "to": FS.PICKING},
         )
+    current = list(FulfillmentLine.all_stores.filter(store=store, fulfillment=fresh).order_by("id"))
     if lines is None:
-        wanted = {line.sku: line.quantity for line in fresh.lines.all()}
+        wanted = {line.sku: line.quantity for line in current}
     else:
-        wanted = _validate_pick_lines(fresh, lines)
-    for sku, picked in wanted.items():
-        FulfillmentLine.all_stores.filter(store=store, fulfillment=fresh, sku=sku).update(picked=picked)
-    payload = _lines_payload(fresh)
+        wanted = _validate_pick_lines(current, lines)
+    changed = [line for line in current if line.sku in wanted and line.picked != wanted[line.sku]]
+    for line in changed:
+        line.picked = wanted[line.sku]
+    if changed:
+        FulfillmentLine.all_stores.bulk_update(changed, ["picked"])
+    payload = [{"sku": line.sku, "quantity": line.quantity, "picked": line.picked} for line in current]
     complete = all(x["picked"] >= x["quantity"] for x in payload)
     now = timezone.now()
+    finished = {"picked_by": actor, "picked_at": now} if complete and fresh.picked_at is None else {}
     if fresh.status == FS.PENDING:
-        transition(fresh, FS.PICKING, reason="pick started", actor=actor, data={"lines": payload})
+        # the first pick and (when it picks everything) its completion: one UPDATE
+        transition(
+            fresh, FS.PICKING, reason="pick started", actor=actor, data={"lines": payload}, updates=finished
+        )
         order_services.record_fulfillment_progress(order=order, status=FulfillmentStatus.PICKING)
-    if complete and fresh.picked_at is None:
-        Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by=actor, picked_at=now, updated_at=now)
+    elif finished:
+        Fulfillment.all_stores.filter(pk=fresh.pk).update(**finished, updated_at=now)
         fresh.picked_by, fresh.picked_at, fresh.updated_at = actor, now, now
+    if finished:
         emit(FulfillmentPicked(lines=payload), store=store, order_id=order.pk, subject=fresh, actor=actor)
     elif not complete and fresh.picked_at is not None:  # a correction re-opened the pick list
         Fulfillment.all_stores.filter(pk=fresh.pk).update(picked_by="", picked_at=None, updated_at=now)
@@ -308,11 +311,12 @@ def autopilot_advance(*, store: Store, fulfillment: Fulfillment, fresh: bool = F
     if not fresh:
         fulfillment.refresh_from_db()
     status = fulfillment.status
-    if status == FS.PENDING or (status == FS.PICKING and not fulfillment.is_fully_picked):
+    lines = list(fulfillment.lines.all()) if status == FS.PICKING else []
+    if status == FS.PENDING or (status == FS.PICKING and not all(x.picked >= x.quantity for x in lines)):
         pick(store=store, fulfillment=fulfillment, actor=AUTOPILOT_ACTOR)
         return "pick"
     if status == FS.PICKING:
-        units = sum(line.quantity for line in fulfillment.lines.all())
+        units = sum(line.quantity for line in lines)
         pack(
             store=store,
             fulfillment=fulfillment,

@@ -297,9 +297,8 @@ def _call_gateway(payment: Payment, card: dict[str, Any]) -> Step:
         _gateway_alive()
         _fail(payment, error_code=exc.code, decline_code=exc.decline_code, message=str(exc))
         return Step("done", outcome=PS.FAILED)
-    _finish_attempt(attempt, PaymentAttempt.Outcome.SUCCEEDED, charge.call, charge_id=charge.id)
     _gateway_alive()
-    _succeed(payment, charge)
+    _succeed(payment, charge, attempt)
     return Step("done", outcome=PS.SUCCEEDED)
 
 
@@ -529,10 +528,13 @@ def _schedule_retry(payment: Payment, delay: float, exc: gateway.GatewayError) -
         order_services.record_payment_progress(order=order, status="retrying", attempts=fresh.attempts)
 
 
-def _succeed(payment: Payment, charge: gateway.Charge) -> None:
+def _succeed(payment: Payment, charge: gateway.Charge, attempt: PaymentAttempt) -> None:
+    """Record the charge: its attempt, the payment, and the order paid (stock committed, pick list
+    opened), in one transaction — one commit for the whole outcome."""
     now = timezone.now()
     with transaction.atomic():
         fresh, order = _locked(payment)
+        _finish_attempt(attempt, PaymentAttempt.Outcome.SUCCEEDED, charge.call, charge_id=charge.id)
         if fresh.status != PS.PROCESSING:
             return
         transition(

@@ -538,7 +538,7 @@ def test_refunding_a_cancelled_paid_order(store, product, gw):
 
 def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product, gw):
     order, payment = approved(store, product)
-    services._begin_attempt(payment)  # the charge is in flight...
+    attempt = services._begin_attempt(payment)  # the charge is in flight...
     Order.all_stores.filter(pk=order.pk).update(status="cancelled")  # ...when the order is cancelled
     payment.refresh_from_db()
     payment.store = store
@@ -548,9 +548,11 @@ def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product
         card_number="4242424242424242",
         idempotency_key=payment.idempotency_key,
     )
-    services._succeed(payment, charge)
+    services._succeed(payment, charge, attempt)
     payment = Payment.all_stores.select_related("order").get(pk=payment.pk)
     assert payment.status == "succeeded" and payment.order.status == "cancelled"
+    attempt.refresh_from_db()
+    assert attempt.outcome == "succeeded" and attempt.charge_id == charge.id
     assert refunds.payment_needs_refund(payment)
 
 
