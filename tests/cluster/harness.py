@@ -294,28 +294,40 @@ READY = {"dispatcher": "dispatcher running", "beat": "beat: Starting"}  # worker
 
 
 def start_layout(
-    cluster: Cluster, workers: dict[str, list[str]], *, concurrency: int = 2, beat: bool = True
+    cluster: Cluster, workers: dict[str, list[str]], *, concurrency: int = 2, control: bool = True
 ) -> str:
     """The hosts of an install and their processes, started at once and waited for together:
-    `control` (the outbox dispatcher and beat), `web`, and one host per `workers` entry running
-    those deploy/Procfile worker processes (WORKER_CONCURRENCY=`concurrency` each). Returns the
-    web host's base URL, as reached from the machine."""
+    `control` (the outbox dispatcher and beat; later, with `control=False`: `start_control`),
+    `web`, and one host per `workers` entry running those deploy/Procfile worker processes
+    (WORKER_CONCURRENCY=`concurrency` each). Returns the web host's base URL, as reached from the
+    machine."""
     cluster.add_hosts(["control", "web", *workers])
-    control, web = cluster.hosts["control"], cluster.hosts["web"]
-    started = [(control, "dispatcher")] + ([(control, "beat")] if beat else [])
-    for host, process in started:
-        cluster.start(host, process)
+    web = cluster.hosts["web"]
     base = f"http://{web.address}:{WEB_PORT}"
     cluster.start(web, "web", WEB_HOST=web.address, WEB_PORT=str(WEB_PORT),
                   ALLOWED_HOSTS=f"{web.address},127.0.0.1,localhost", PUBLIC_BASE_URL=base)  # fmt: skip
+    started = []
     for name, processes in workers.items():
         for process in processes:
             start_worker(cluster, cluster.hosts[name], process, concurrency=concurrency, wait=False)
             started.append((cluster.hosts[name], process))
+    if control:
+        start_control(cluster, wait=False)
+        started += [(cluster.hosts["control"], "dispatcher"), (cluster.hosts["control"], "beat")]
     for host, process in started:
         cluster.wait_log(host, process, READY.get(process, "ready."))
     cluster.wait_http(base + "/healthz")
     return base
+
+
+def start_control(cluster: Cluster, *, wait: bool = True) -> None:
+    """The control host's processes: the outbox dispatcher (until it runs, committed events wait
+    in the outbox) and beat."""
+    control = cluster.hosts["control"]
+    for process in ("dispatcher", "beat"):
+        cluster.start(control, process)
+    for process in ("dispatcher", "beat") if wait else ():
+        cluster.wait_log(control, process, READY[process])
 
 
 def start_worker(
