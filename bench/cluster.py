@@ -18,6 +18,7 @@ relaying), not a speed-up; a real second host brings its own cores.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -54,6 +55,7 @@ def measure(hosts: int, orders: int, gateway_url: str) -> dict[str, Any]:
         "GATEWAY_URL": gateway_url,
     }
     mine = Order.all_stores.filter(store_id=seeded["store_id"])
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with Cluster(env, urls, logs=ROOT / "var" / "bench" / f"cluster-{hosts}") as cluster:
         workers = {"rest": REST, **{f"w{i + 1}": ["worker-payments"] for i in range(hosts)}}
         base = start_layout(cluster, workers, control=False)
@@ -71,6 +73,7 @@ def measure(hosts: int, orders: int, gateway_url: str) -> dict[str, Any]:
             message="every order paid or failed",
         )
         elapsed = time.monotonic() - t0
+        rss = [host_rss_mb(cluster, cluster.hosts[name]) for name in workers if name != "rest"]
     paid = mine.filter(status__in=AT_REST[:5]).count()
     rate = orders / elapsed
     say(
@@ -83,8 +86,23 @@ def measure(hosts: int, orders: int, gateway_url: str) -> dict[str, Any]:
         "paid": paid,
         "seconds": round(elapsed, 1),
         "rate_paid": round(rate, 2),
+        "rss_mb_per_worker_host": round(sum(rss) / len(rss), 1),
+        "load_at_start": load,
         "accept_s": round(accept_s, 1),
     }
+
+
+def host_rss_mb(cluster: Cluster, host) -> float:
+    """What a host's processes hold in memory (RSS, summed)."""
+    import psutil
+
+    total = 0
+    for pid in cluster.pids(host):
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -193,11 +193,11 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
                   f"`worker-payments` (-c {cl['concurrency_per_host']}); web, control (dispatcher, beat) and the other "
                   "queues' workers on hosts of their own. The hosts share this machine's cores: the figure is the "
                   "scaling shape and the cost per host, not a speed-up.", "",
-                  "| worker hosts | orders/s to paid | vs 1 host | seconds | orders accepted in |", "|---|---|---|---|---|"]  # fmt: skip
+                  "| worker hosts | orders/s to paid | vs 1 host | seconds | orders accepted in | RSS per worker host "
+                  "| load average at start |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for n, r in cl["by_hosts"].items():
-            lines.append(
-                f"| {n} | {r['rate_paid']:.1f} | {fmt(r['vs_one_host'], 2)} | {r['seconds']} | {r['accept_s']} s |"
-            )
+            lines.append(f"| {n} | {r['rate_paid']:.1f} | {fmt(r['vs_one_host'], 2)} | {r['seconds']} | {r['accept_s']} s "
+                         f"| {r['rss_mb_per_worker_host']} MB | {r['load_at_start']} |")  # fmt: skip
         lines.append("")
     elif cl:
         lines += ["## Cluster", "", f"failed: {cl}", ""]

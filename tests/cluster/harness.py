@@ -256,9 +256,13 @@ class Cluster:
         """The host's link goes down: from now on nothing it sends arrives and nothing reaches it."""
         ip("link", "set", host.veth, "down")
 
+    def pids(self, host: Host) -> list[int]:
+        """Every process in the host's namespace."""
+        return [int(pid) for pid in ip("netns", "pids", host.netns, check=False).split()]
+
     def kill(self, host: Host) -> int:
         """SIGKILL to every process in the host's namespace; returns how many there were."""
-        pids = ip("netns", "pids", host.netns, check=False).split()
+        pids = self.pids(host)
         _kill_netns_processes(host.netns)
         for proc in host.procs.values():
             try:
