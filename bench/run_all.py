@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 from bench import common
 from bench.common import RESULTS, ROOT, say
 
-ALL = ["ingest", "pipeline", "flow_cost", "live_push", "soak", "stats"]
+ALL = ["ingest", "pipeline", "flow_cost", "cluster", "live_push", "soak", "stats"]
 README = ROOT / "README.md"
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
@@ -186,6 +186,21 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
             lines.append("")
     elif pl:
         lines += ["## Pipeline", "", f"failed: {pl}", ""]
+    cl = results.get("cluster")
+    if isinstance(cl, dict) and "by_hosts" in cl:
+        lines += ["## Cluster: pipeline to paid with 1, 2, 4 worker hosts (bench/cluster.py)", "",
+                  f"{cl['orders']} orders per run; each worker host a network namespace running deploy/Procfile's "
+                  f"`worker-payments` (-c {cl['concurrency_per_host']}); web, control (dispatcher, beat) and the other "
+                  "queues' workers on hosts of their own. The hosts share this machine's cores: the figure is the "
+                  "scaling shape and the cost per host, not a speed-up.", "",
+                  "| worker hosts | orders/s to paid | vs 1 host | seconds | orders accepted in | RSS per worker host "
+                  "| load average at start |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for n, r in cl["by_hosts"].items():
+            lines.append(f"| {n} | {r['rate_paid']:.1f} | {fmt(r['vs_one_host'], 2)} | {r['seconds']} | {r['accept_s']} s "
+                         f"| {r['rss_mb_per_worker_host']} MB | {r['load_at_start']} |")  # fmt: skip
+        lines.append("")
+    elif cl:
+        lines += ["## Cluster", "", f"failed: {cl}", ""]
     for key, title in (("live_push", "Live push (settings as committed)"),
                        ("live_push_pubsub", "Live push with the pub/sub channel layer (proposed)")):  # fmt: skip
         lp = results.get(key)
@@ -261,6 +276,13 @@ def readme_table(results: dict[str, Any], machine: dict[str, Any], args: argpars
                 f"({p['orders']} orders, {p['tasks_per_order']} tasks each); no-op chains {r['noop']['rate']:.1f}/s; "
                 f"**ratio {r['ratio']:.2f}** | ratio ≥ 0.5 |"
             )
+    cl = results.get("cluster")
+    if isinstance(cl, dict) and "by_hosts" in cl:
+        rows.append(
+            "| pipeline to paid, 1 / 2 / 4 worker hosts (namespaces sharing 2 cores) | "
+            + " / ".join(f"{r['rate_paid']:.1f}" for r in cl["by_hosts"].values())
+            + f" orders/s ({cl['orders']} orders each) | the shape; no speed-up on shared cores |"
+        )
     pc = pace(results)
     if pc:
         rows.append(f"| pace: orders/s paid ÷ orders/s accepted | {pc['paid_rps']:.1f} ÷ {pc['ingest_rps']:.1f} = "
@@ -345,7 +367,7 @@ def main() -> int:
         results["_carried_over"] = sorted(carried)
         say(f"carried over from the last run: {', '.join(sorted(carried)) or 'nothing'}")
     started = time.time()
-    from bench import flow_cost, ingest, live_push, pipeline, soak
+    from bench import cluster, flow_cost, ingest, live_push, pipeline, soak
 
     for name in todo:
         say(f"=== {name}")
@@ -362,6 +384,10 @@ def main() -> int:
                     argparse.Namespace(
                         quick=args.quick, orders=args.orders, procs=[1, 2], profile=args.profile
                     )
+                )
+            elif name == "cluster":
+                results[name] = cluster.run(
+                    argparse.Namespace(quick=args.quick, orders=None, hosts=[1, 2, 4])
                 )
             elif name == "flow_cost":
                 results[name] = flow_cost.run(argparse.Namespace(lines=[1, 5, 20]))

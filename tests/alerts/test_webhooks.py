@@ -312,17 +312,23 @@ def test_a_pending_delivery_long_overdue_is_queued_again(api, store, receiver):
 
 
 def test_deliveries_are_routed_to_the_webhooks_queue_which_every_worker_we_start_consumes():
-    """A queue nobody consumes loses every delivery quietly: make run (Procfile), the tests' worker
-    fixtures and the bench stack all name it."""
+    """A queue nobody consumes loses every delivery quietly: production (deploy/Procfile) has its
+    worker, make run's worker takes every queue of the settings (tests/cluster/test_deploy.py),
+    the tests' worker fixtures and the bench stack name it."""
     import re
     from pathlib import Path
 
     from celery import current_app
+    from django.conf import settings
 
     root = Path(__file__).resolve().parents[2]
     assert current_app.amqp.router.route({}, "alerts.deliver_webhook")["queue"].name == "webhooks"
-    (procfile,) = re.findall(r"^worker:.* -Q (\S+)", (root / "Procfile").read_text(), re.M)
-    assert "webhooks" in procfile.split(",")
+    assert "webhooks" in [q.name for q in settings.CELERY_TASK_QUEUES]
+    assert re.search(
+        r"^worker-webhooks: deploy/run-role worker webhooks$",
+        (root / "deploy" / "Procfile").read_text(),
+        re.M,
+    )
     for path in ("tests/conftest.py", "tests/reliability/conftest.py", "bench/stack.py"):
         text = (root / path).read_text()
         assert re.search(r"default\W+orders\W+payments\W+fulfillment\W+webhooks\b", text), path

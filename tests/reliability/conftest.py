@@ -263,6 +263,9 @@ class Stack:
     def worker_logs(self) -> str:
         return "\n".join(w.output()[-4000:] for w in self.extra_workers)
 
+    def broker_busy(self) -> dict[str, int]:
+        return self.redis.busy()
+
 
 @pytest.fixture(scope="session")
 def private_redis():
@@ -478,13 +481,17 @@ def wait_settled(
         time.sleep(0.5)
 
 
-def assert_invariants(store, gateway, *, autopilot: bool = False, quiet_timeout: float = 60) -> dict:
+def assert_invariants(
+    store, gateway, *, autopilot: bool = False, quiet_timeout: float = 60, stack: Any = None
+) -> dict:
     """The promises, checked after the dust settles:
 
     1. every accepted order is final or progressing (paid / on its way) — none left pending;
     2. the stock ledger sums to the stock levels, and no reservation outlives its order;
     3. at most one gateway charge per order, exactly one per paid order (and it is the payment's);
     4. no event left unpublished, and the outbox dispatcher survived the scenario.
+    `stack`: what ran the scenario (this suite's `Stack` unless given; tests/cluster passes its own):
+    its `broker_busy()` names the messages still queued, its `dispatcher` is the outbox dispatcher.
     Returns a summary (state counts) for the report."""
     from inventory.models import StockLevel
     from inventory.selectors import ledger_mismatches
@@ -492,11 +499,11 @@ def assert_invariants(store, gateway, *, autopilot: bool = False, quiet_timeout:
     from orders.models import Order
     from payments.models import Payment
 
-    stack = STACK
+    stack = stack or STACK
     wait_settled(store, quiet_timeout, autopilot=autopilot)
     # quiet: nothing left in the broker (handlers of the last events, ETA'd retries)
     wait_until(
-        lambda: (relay_all(), not stack.redis.busy())[1], quiet_timeout, every=0.5, message="broker drained"
+        lambda: (relay_all(), not stack.broker_busy())[1], quiet_timeout, every=0.5, message="broker drained"
     )
 
     orders = list(Order.all_stores.filter(store=store).values("id", "status", "payment_status"))
