@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from celery.signals import before_task_publish
 from django.db import transaction
-from django.test import override_settings
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -285,20 +284,18 @@ def test_one_order_is_one_trace_from_the_post_to_delivered(
     traced, otlp_receiver, dispatcher, start_worker, worker_env, gateway, api, store
 ):
     """The web (this process, in-memory exporter), the outbox dispatcher and a worker (real
-    processes exporting over OTLP): an order placed with the dispatcher on is screened and charged
+    processes exporting over OTLP): an order placed is screened and charged
     (a call to the gateway), picked, packed, shipped and delivered by the demo drivers — and every
     span of it, in every process, is in the POST's trace."""
     otel = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.url,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OUTBOX_DISPATCHER": "1",
     }
     dispatcher({**DEMO, **otel})  # the simulator's publish filter is asked by the publisher
     worker = start_worker(env={**DEMO, **otel})
     make_product(store, "TEE", price="10.00", stock=5)
 
-    with override_settings(OUTBOX_DISPATCHER=True):
-        order = post_order(api, ("TEE", 2))
+    order = post_order(api, ("TEE", 2))
     try:
         wait_until(
             lambda: Order.all_stores.filter(pk=order.pk, status="delivered").exists(),
