@@ -11,13 +11,26 @@ from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
 )
+from celery.utils.quorum_queues import detect_quorum_queues
 
 from orderflow.core import broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
 broker.install()  # before the app makes its first broker connection
 
-app = Celery("orderflow")
+
+class OrderFlowCelery(Celery):
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
+        """On quorum queues a countdown is RabbitMQ's to hold, in whole seconds (broker.whole_seconds)."""
+        if (countdown or eta) and detect_quorum_queues(self, self._broker_driver())[0]:
+            countdown, eta = broker.whole_seconds(countdown, eta, self.now()), None
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+    def _broker_driver(self) -> str:
+        return "amqp" if broker.kind(self.conf.broker_url or "") == broker.RABBITMQ else "redis"
+
+
+app = OrderFlowCelery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["orderflow.core"])
