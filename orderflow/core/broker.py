@@ -61,6 +61,29 @@ def task_queues(broker: str, names: Iterable[str], *, queue_type: str = "quorum"
     ]
 
 
+def waiting(conn, names: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each named queue, on an open kombu connection to either broker: one
+    passive declare per queue (Redis: the length of its lists, one per priority level; RabbitMQ:
+    the queue's ready messages). A queue the broker does not have holds nothing; RabbitMQ closes
+    the channel on that 404, so the next queue gets a new one."""
+    counts = {}
+    channel = conn.channel()
+    try:
+        for name in names:
+            try:
+                counts[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except conn.channel_errors:  # never declared, or (on Redis) empty
+                counts[name] = 0
+                if not getattr(channel, "is_open", True):
+                    channel = conn.channel()
+    finally:
+        try:
+            channel.close()
+        except Exception:  # a channel already closed
+            pass
+    return counts
+
+
 def whole_seconds(countdown: float | None, eta: datetime | str | None, now: datetime) -> float | None:
     """A task's delay as RabbitMQ's native delayed delivery can hold it: whole seconds, rounded up.
 

@@ -53,3 +53,29 @@ def test_the_queues_are_the_brokers_own_kind(celery_worker):
                     )
             else:
                 assert not queue.queue_arguments  # a plain list per queue
+
+
+def _purge(queue: str) -> None:
+    with app.connection_for_write() as conn, conn.channel() as channel:
+        try:
+            channel.queue_purge(queue)
+        except conn.channel_errors:  # RabbitMQ: not declared yet, nothing in it
+            pass
+
+
+def test_the_reconcilers_backlog_and_the_queue_gauge_count_what_waits_on_this_broker(db):
+    """Both read the broker through core/broker.waiting: messages waiting, 0 for a queue the broker
+    does not have (on RabbitMQ that 404 closes the channel; the next queue must still be read)."""
+    from orderflow.core.reconcile import broker_backlog
+    from orderflow.observability.cluster import queue_depths
+
+    _purge("webhooks")
+    try:
+        for _ in range(3):  # nobody consumes: no worker runs in this test
+            app.send_task("payments.probe_gateway", queue="webhooks")
+        wait_until(lambda: broker_backlog("no-such-queue", "webhooks") == 3, 5, message="3 waiting")
+        assert queue_depths()["webhooks"] == 3
+        assert broker_backlog("no-such-queue") == 0
+    finally:
+        _purge("webhooks")
+    assert broker_backlog("webhooks") == 0
