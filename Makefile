@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/orderflow)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/9)
 
-.PHONY: run test lint format venv bench migrate seed clean
+.PHONY: run test test-rabbitmq lint format venv bench migrate seed clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The integration and reliability suites again with RabbitMQ as the broker: the session makes its
+# own vhost on the local RabbitMQ (orderflow/settings_test.py), the reliability suite its own node.
+test-rabbitmq: $(STAMP)
+	TEST_BROKER=rabbitmq DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(PY) -m pytest tests/integration tests/reliability tests/cluster $(PYTEST_ARGS)
 
 # Style (ruff), then the import contracts of pyproject.toml (import-linter: layers, listeners, models, cycles).
 lint: $(STAMP)

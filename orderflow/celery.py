@@ -11,13 +11,50 @@ from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
 )
+from celery.utils.quorum_queues import detect_quorum_queues
 
 from orderflow.core import broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings")
 broker.install()  # before the app makes its first broker connection
 
-app = Celery("orderflow")
+
+class OrderFlowCelery(Celery):
+    # The brokers on which this process made sure of the delayed-delivery exchanges and queues.
+    _delays_declared: set[str] = set()
+
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
+        """On quorum queues a countdown is RabbitMQ's to hold, in whole seconds (broker.whole_seconds)."""
+        if (countdown or eta) and detect_quorum_queues(self, self._broker_driver())[0]:
+            countdown, eta = broker.whole_seconds(countdown, eta, self.now()), None
+            if countdown and self.conf.broker_url not in self._delays_declared:
+                self._declare_delays()
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+    def _declare_delays(self) -> None:
+        """What every worker declares at start (Celery's DelayedDelivery bootstep), once per process
+        here too: a countdown published before any worker ever ran on this vhost (the web, the
+        dispatcher) would otherwise meet no `celery_delayed_27` exchange and be refused (404).
+        Declaring is idempotent; the exchanges and quorum queues are durable."""
+        from kombu.transport.native_delayed_delivery import (
+            bind_queue_to_native_delayed_delivery_exchange,
+            declare_native_delayed_delivery_exchanges_and_queues,
+        )
+
+        with self.connection_for_write() as conn:
+            declare_native_delayed_delivery_exchanges_and_queues(
+                conn, self.conf.broker_native_delayed_delivery_queue_type
+            )
+            for queue in self.amqp.queues.values():
+                queue(conn.default_channel).declare()  # the queue and its exchange, to bind them
+                bind_queue_to_native_delayed_delivery_exchange(conn, queue)
+        self._delays_declared.add(self.conf.broker_url)
+
+    def _broker_driver(self) -> str:
+        return "amqp" if broker.kind(self.conf.broker_url or "") == broker.RABBITMQ else "redis"
+
+
+app = OrderFlowCelery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["orderflow.core"])

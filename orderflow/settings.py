@@ -11,9 +11,8 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
 
-from orderflow.core import secrets
+from orderflow.core import broker, secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -178,6 +177,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 if CELERY_BROKER_URL.startswith("unix://"):
     # kombu spells a unix-socket Redis "redis+socket://"; redis-py and channels-redis say "unix://".
     CELERY_BROKER_URL = "redis+socket://" + CELERY_BROKER_URL[len("unix://") :]
+# "redis" or "rabbitmq" (orderflow/core/broker.py reads it from the URL): every broker-specific
+# setting below follows this, nothing else looks at the URL.
+BROKER_KIND = broker.kind(CELERY_BROKER_URL)
 
 CACHES = {
     "default": {
@@ -230,13 +232,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
-# Longer than the longest task and any retry countdown (design notes: a countdown past the
-# visibility timeout is redelivered again and again by Redis).
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-}
+if BROKER_KIND == broker.RABBITMQ:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Publisher confirms: a publish returns once RabbitMQ has the message (on disk, for a
+        # durable queue), and one it refused raises instead of vanishing — the outbox then keeps
+        # the event unpublished and sends it again.
+        "confirm_publish": True,
+    }
+    # AMQP heartbeats (seconds): a worker whose connection died unnoticed (a half-open TCP
+    # connection, a broker that went away) finds out within about this long and reconnects, and
+    # RabbitMQ requeues what that worker held unacknowledged.
+    CELERY_BROKER_HEARTBEAT = env.int("CELERY_BROKER_HEARTBEAT", default=30)
+else:
+    # Longer than the longest task and any retry countdown (design notes: a countdown past the
+    # visibility timeout is redelivered again and again by Redis).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Never let a web request wait on a dead broker for long: the outbox relay resends what failed.
@@ -248,13 +262,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.3,
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [
-    Queue("default"),
-    Queue("orders"),
-    Queue("payments"),
-    Queue("fulfillment"),
-    Queue("webhooks"),
-]
+# On RabbitMQ the queues are durable quorum queues (RABBITMQ_QUEUE_TYPE=classic: durable classic
+# queues, for a RabbitMQ without quorum queues); a countdown is then held by RabbitMQ (Celery's
+# native delayed delivery, set up by every worker) in whole seconds, rounded up (orderflow/celery.py).
+RABBITMQ_QUEUE_TYPE = env.str("RABBITMQ_QUEUE_TYPE", default="quorum")
+CELERY_TASK_QUEUES = broker.task_queues(
+    BROKER_KIND, ("default", "orders", "payments", "fulfillment", "webhooks"), queue_type=RABBITMQ_QUEUE_TYPE
+)
 CELERY_TASK_ROUTES = {
     # An event handler's task goes to the queue its `on_event` names (orderflow/core/events.py);
     # these route the steps' own tasks. The fraud check and the first charge turn share one task
@@ -271,10 +285,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = False
-# No remote control (celery inspect/control): its broadcast mailbox is a Redis pub/sub channel,
+# No remote control (celery inspect/control): on Redis its broadcast mailbox is a pub/sub channel,
 # and with kombu 5.7 + redis-py 8 a Redis restart crashes the worker in that pub/sub reconnect
 # ("Unrecoverable error: 'NoneType' object has no attribute 'hostname'"), found by the
-# reliability suite. Without it the worker reconnects to its queues and carries on.
+# reliability suite. Without it the worker reconnects to its queues and carries on. Off on
+# RabbitMQ as well: nothing here uses it, and one worker behaves the same on either broker.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # Celery's Django fix-up closes the database connection before and after every task unless this is
 # set, so every task dialled PostgreSQL anew (a new backend process each time). Reuse it: the

@@ -4,7 +4,39 @@ The integration tests start real worker processes with these same settings, so e
 and timer here is what the real worker uses in tests.
 """
 
+import atexit
 import os
+import subprocess
+import sys
+import uuid
+
+
+def _session_rabbitmq_vhost() -> str:
+    """TEST_BROKER=rabbitmq (`make test-rabbitmq`): the test session's own vhost on the machine's
+    RabbitMQ (RABBITMQ_TEST_URL, default guest on 127.0.0.1:5672), a random name, deleted when the
+    session ends. Made here because Celery's settings (queue types, transport options) follow the
+    broker URL when they are read, before any fixture runs; every worker, dispatcher and server the
+    tests start inherits CELERY_BROKER_URL and so does not come here."""
+    base = os.environ.get("RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672").rstrip("/")
+    user = base.split("://", 1)[1].split(":", 1)[0]
+    vhost = f"of-test-{uuid.uuid4().hex[:12]}"
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_vhost", vhost)
+    atexit.register(ctl, "delete_vhost", vhost)
+    ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    return f"{base}/{vhost}"
+
+
+_broker = os.environ.get("TEST_BROKER", "redis")
+if _broker not in ("redis", "rabbitmq"):
+    raise RuntimeError(f"TEST_BROKER={_broker!r}: expected redis or rabbitmq")
+if _broker == "rabbitmq" and not os.environ.get("CELERY_BROKER_URL") and "pytest" in sys.modules:
+    os.environ["CELERY_BROKER_URL"] = _session_rabbitmq_vhost()
+    # A lost worker connection is noticed in seconds (the reliability suite kills workers).
+    os.environ.setdefault("CELERY_BROKER_HEARTBEAT", "10")
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderflow")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import broker
 from .tenancy import Store
 
 log = logging.getLogger("orderflow.reconciler")
@@ -139,18 +140,11 @@ def run_all(
 def broker_backlog(*queues: str) -> int | None:
     """Messages waiting on these broker queues together (None if the broker cannot say for any).
     A queue nobody has declared yet is refused by a passive declare: it holds nothing."""
-    counts = []
     try:
         with current_app.connection_for_read() as conn:
-            channel = conn.default_channel
-            for queue in queues:
-                try:
-                    counts.append(int(channel.queue_declare(queue=queue, passive=True).message_count))
-                except conn.channel_errors:
-                    counts.append(0)
+            return sum(broker.waiting(conn, queues).values())
     except Exception:
         return None
-    return sum(counts)
 
 
 def send_after_commit(task_name: str, *args: Any) -> None:

@@ -35,26 +35,12 @@ def queue_depths() -> dict[str, int]:
     """Messages waiting in each Celery queue, read through the broker URL (CELERY_BROKER_URL) on a
     connection of the app's broker pool (the one publishing uses: no new connection per scrape)."""
     from celery import current_app as app  # the project's app (the wiring is never imported here)
-    from kombu.exceptions import ChannelError
 
-    depths = {}
+    from orderflow.core import broker
+
     with app.pool.acquire(block=True, timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        channel = conn.channel()
-        try:
-            for name in queue_names():
-                try:
-                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
-                except ChannelError:  # never declared, or (on Redis) empty: nothing waits
-                    depths[name] = 0
-                    if not getattr(channel, "is_open", True):  # AMQP closes the channel on a 404
-                        channel = conn.channel()
-        finally:
-            try:
-                channel.close()
-            except Exception:  # a channel already closed
-                pass
-    return depths
+        return broker.waiting(conn, queue_names())
 
 
 def outbox_backlog() -> tuple[int, float]:

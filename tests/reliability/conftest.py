@@ -4,6 +4,9 @@
   stop and start "Redis" without disturbing the engineers who share the system Redis; the web
   server, the workers and this pytest process all use it (broker, cache, card vault, breaker,
   channel layer);
+* on RabbitMQ (TEST_BROKER=rabbitmq) a private RabbitMQ node as the broker besides (its own node
+  name, ports and data directory, no plugins), so the suite can restart the broker without
+  disturbing the machine's RabbitMQ; the private Redis keeps the cache, vault, breaker and channels;
 * the web server: `gunicorn orderflow.asgi:application -k uvicorn.workers.UvicornWorker -w 2` (what
   the README recommends for plain HTTP on 2 cores) on a free port;
 * a Celery worker on every queue, restarted fresh for each test (tests SIGKILL it), with a short
@@ -44,6 +47,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import override_settings
 
+from orderflow.core import broker as broker_kind
 from tests.conftest import ROOT, DispatcherProcess, WorkerProcess, free_port, wait_until
 from tests.factories import make_key, make_store
 
@@ -51,6 +55,8 @@ VENV_BIN = Path(sys.executable).parent
 # The suite's workers: unacked messages of a killed worker come back after this many seconds.
 VISIBILITY_TIMEOUT = 10
 QUEUES = ("default", "orders", "payments", "fulfillment", "webhooks")
+# The session's broker: the settings follow TEST_BROKER (orderflow/settings_test.py).
+ON_RABBITMQ = settings.BROKER_KIND == broker_kind.RABBITMQ
 WEB_APP_NAME = "ofrel_web"  # PostgreSQL application_name of the web server's connections
 
 # Order states: where an order may rest once the pipeline is done with it.
@@ -111,12 +117,120 @@ class PrivateRedis:
     def flush(self) -> None:
         self.client().flushall()
 
+    # A SIGKILLed worker's unacked messages come back once the visibility timeout has passed, and
+    # only when a worker restores them (at its start, or every few minutes).
+    redelivery_after = VISIBILITY_TIMEOUT + 1
+
     def busy(self) -> dict[str, int]:
         """Messages waiting in the queues or delivered but unacked (counting ETA'd retries)."""
         r = self.client()
         out = {q: r.llen(q) for q in QUEUES}
         out["unacked"] = r.hlen("unacked")
         return {k: v for k, v in out.items() if v}
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of our own: its own node name, AMQP and distribution ports, data and logs in a
+    temporary directory, no plugins (the machine's RabbitMQ and its vhosts are never touched).
+    `stop()` stops the node, `start()` brings it back on the same ports with its data: quorum queues
+    and their messages survive, as on a production node. Runs as the `rabbitmq` user (the package's
+    wrapper scripts switch to it), whose Erlang cookie `rabbitmqctl` shares."""
+
+    # RabbitMQ requeues a worker's unacknowledged messages when its connection closes (a SIGKILL).
+    redelivery_after = 0
+
+    def __init__(self) -> None:
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"ofrel{os.getpid()}@localhost"
+        self.dir = Path(tempfile.mkdtemp(prefix="of-rel-rabbitmq-"))
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.proc: subprocess.Popen | None = None
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "rabbitmq.conf").write_text("")
+        (self.dir / "rabbitmq-env.conf").write_text("")
+        subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.dir)], check=True)
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+        }
+
+    def _answers(self) -> bool:
+        from kombu import Connection
+
+        try:
+            with Connection(self.url, connect_timeout=1) as conn:
+                conn.ensure_connection(max_retries=1)
+            return True
+        except Exception:  # noqa: BLE001 — not up yet
+            return self.proc is not None and self.proc.poll() is not None  # died: stop waiting
+
+    def start(self) -> None:
+        self._log = open(self.dir / "server.out", "ab")
+        self.proc = subprocess.Popen(
+            ["rabbitmq-server"], env=self._env(), cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_until(self._answers, 90, every=0.2, message=f"private RabbitMQ node {self.node}")
+        if self.proc.poll() is not None:
+            raise RuntimeError("private RabbitMQ died:\n" + (self.dir / "server.out").read_text()[-3000:])
+
+    def stop(self, *, persist: bool = True) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        subprocess.run(["rabbitmqctl", "-q", "-n", self.node, "stop"], capture_output=True, timeout=60)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
+        if not persist:
+            subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+
+    def _counts(self, names) -> dict[str, int]:
+        """Ready messages per queue (a passive declare each; a queue not declared yet holds none)."""
+        from kombu import Connection
+
+        out = {}
+        with Connection(self.url, connect_timeout=2) as conn:
+            channel = conn.channel()
+            for name in names:
+                try:
+                    out[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.channel_errors:
+                    channel = conn.channel()  # a 404 closed it
+        return out
+
+    def delay_queues(self) -> list[str]:
+        from kombu.transport.native_delayed_delivery import MAX_LEVEL, level_name
+
+        return [level_name(level) for level in range(MAX_LEVEL + 1)]
+
+    def busy(self) -> dict[str, int]:
+        """Messages waiting in the task queues or in the delayed-delivery queues (countdowns)."""
+        return {k: v for k, v in self._counts([*QUEUES, *self.delay_queues()]).items() if v}
+
+    def flush(self) -> None:
+        """Purge every queue this suite's broker has (the previous test's leftovers)."""
+        from kombu import Connection
+
+        with Connection(self.url, connect_timeout=2) as conn:
+            for name in [*QUEUES, *self.delay_queues()]:
+                with conn.channel() as channel:
+                    try:
+                        channel.queue_purge(name)
+                    except conn.channel_errors:
+                        pass
 
 
 # --------------------------------------------------------------------------- outbox dispatcher
@@ -229,6 +343,7 @@ def error_shape_problems(response: requests.Response) -> str | None:
 @dataclass
 class Stack:
     redis: PrivateRedis
+    broker: PrivateRedis | PrivateRabbitMQ  # the private Redis itself, unless on RabbitMQ
     web: WebServer
     dispatcher: DispatcherProcess
     env: dict
@@ -264,7 +379,7 @@ class Stack:
         return "\n".join(w.output()[-4000:] for w in self.extra_workers)
 
     def broker_busy(self) -> dict[str, int]:
-        return self.redis.busy()
+        return self.broker.busy()
 
 
 @pytest.fixture(scope="session")
@@ -276,9 +391,22 @@ def private_redis():
 
 
 @pytest.fixture(scope="session")
-def stack(django_db_setup, gateway_url, private_redis):
-    """Session-wide: private Redis, gunicorn+uvicorn web server, the env for workers; this pytest
-    process is pointed at the private Redis too (cache, vault, breaker, Celery producer)."""
+def private_broker(private_redis):
+    """The suite's broker: the private Redis, or on RabbitMQ a private node (session-wide: it
+    starts once, and the tests that restart it bring it back)."""
+    if not ON_RABBITMQ:
+        yield private_redis
+        return
+    node = PrivateRabbitMQ()
+    node.start()
+    yield node
+    node.stop(persist=False)
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, gateway_url, private_redis, private_broker):
+    """Session-wide: private Redis (and broker), gunicorn+uvicorn web server, the env for workers;
+    this pytest process is pointed at them too (cache, vault, breaker, Celery producer)."""
     db = settings.DATABASES["default"]
     base = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {
@@ -286,7 +414,7 @@ def stack(django_db_setup, gateway_url, private_redis):
         "DJANGO_SETTINGS_MODULE": "orderflow.settings_test",
         "DATABASE_URL": base,
         "REDIS_URL": private_redis.url,
-        "CELERY_BROKER_URL": private_redis.url,
+        "CELERY_BROKER_URL": private_broker.url,
         "GATEWAY_URL": gateway_url,
         # unacked messages of a SIGKILLed worker come back after 10 s (every countdown is ≤ 2 s here)
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
@@ -303,12 +431,13 @@ def stack(django_db_setup, gateway_url, private_redis):
     }
     web = WebServer(web_env, free_port())
 
-    restore = _point_this_process_at(private_redis.url)
+    restore = _point_this_process_at(private_redis.url, private_broker.url)
     web.start()
     dispatcher = DispatcherProcess(env)
     dispatcher.start()
     s = Stack(
         redis=private_redis,
+        broker=private_broker,
         web=web,
         dispatcher=dispatcher,
         env=env,
@@ -327,9 +456,9 @@ def stack(django_db_setup, gateway_url, private_redis):
 STACK: Stack | None = None
 
 
-def _point_this_process_at(url: str):
-    """Settings override for this pytest process: cache (and so the card vault), channel layer,
-    broker, breaker — all on the private Redis."""
+def _point_this_process_at(url: str, broker_url: str):
+    """Settings override for this pytest process: cache (and so the card vault), channel layer and
+    breaker on the private Redis; the broker on `broker_url` (that Redis, or the private RabbitMQ)."""
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["LOCATION"] = url
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
@@ -337,25 +466,38 @@ def _point_this_process_at(url: str):
         {**host, "address": url} if isinstance(host, dict) else url
         for host in layers["default"]["CONFIG"]["hosts"]
     ]
-    override = override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches, CHANNEL_LAYERS=layers)
+    override = override_settings(
+        REDIS_URL=url, CELERY_BROKER_URL=broker_url, CACHES=caches, CHANNEL_LAYERS=layers
+    )
     override.enable()
-    _reset_clients(url)
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (it is set
+    # there on RabbitMQ: orderflow/settings_test.py), so the environment must name it too.
+    env_before = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = broker_url
+    _reset_clients(broker_url)
 
     def restore() -> None:
         override.disable()
+        if env_before is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = env_before
         _reset_clients(settings.CELERY_BROKER_URL)
 
     return restore
 
 
 def _reset_clients(broker_url: str) -> None:
+    from kombu import pools
+
     from orderflow.celery import app
     from payments import breaker
 
     app.conf.broker_url = broker_url
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Close every pooled broker connection and forget the pools (kombu keeps them by URL: a pool
+    # closed here would otherwise be handed back, closed, when the URL is used again).
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
     breaker._client = None
 
@@ -365,6 +507,8 @@ def rel(stack, transactional_db, gateway):
     """Per test: an empty private Redis, the gateway reset, one fresh worker; killed at the end."""
     stack.stop_workers()
     stack.redis.flush()
+    if stack.broker is not stack.redis:
+        stack.broker.flush()
     yield stack
     stack.stop_workers()
     gateway.control(failure_rate=0.0, latency_ms=0, outage=False)

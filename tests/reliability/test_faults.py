@@ -1,5 +1,6 @@
-"""Faults injected into the real processes while orders flow: Redis stopped, the worker SIGKILLed,
-the gateway down and flaky, PostgreSQL connections dropped. Each ends with the invariants."""
+"""Faults injected into the real processes while orders flow: Redis stopped, the broker (RabbitMQ,
+when the session runs on it) restarted, the worker SIGKILLed, the gateway down and flaky,
+PostgreSQL connections dropped. Each ends with the invariants."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from tests.conftest import wait_until
 from tests.factories import make_product, order_body
 from tests.reliability.conftest import (
     FINAL,
+    ON_RABBITMQ,
     PAID_OR_LATER,
-    VISIBILITY_TIMEOUT,
     assert_invariants,
     error_shape_problems,
     make_shop,
@@ -80,13 +81,27 @@ class OrderStream:
         return max((t for p, _s, _c, t in self.results if p == phase), default=0.0)
 
 
-def test_redis_stopped_for_10s_never_a_500_and_every_accepted_order_is_paid(rel, gateway):
-    """Decision. The design notes make ACCEPTING the goal while Redis is down: the order, its lines,
-    its reservation and its `order.created` event commit to PostgreSQL in one transaction, the
-    after-commit publish fails fast and the outbox relay sends it later. But the card does not live
-    in PostgreSQL: the contract forbids storing it, and the card vault (core/vault.py) is Redis. An
-    order taken while the vault cannot be written can never be paid (`card_token_expired`). So the
-    right answer depends on where the card can go:
+# What a restart can stop: Redis (on Redis the broker too); on RabbitMQ also the broker alone.
+RESTARTABLE = ["redis", "rabbitmq"] if ON_RABBITMQ else ["redis"]
+
+
+@pytest.mark.parametrize("service", RESTARTABLE)
+def test_service_stopped_for_10s_never_a_500_and_every_accepted_order_is_paid(rel, gateway, service):
+    """Redis, or RabbitMQ: stopped under a stream of orders, then started again.
+
+    RabbitMQ alone: intake never talks to the broker (the order and its events commit to
+    PostgreSQL; the outbox dispatcher publishes them), so every order is accepted (202) throughout;
+    the dispatcher's publishes fail while the node is down (publisher confirms: none is thought sent
+    that RabbitMQ did not take) and the events go out once it is back. The workers reconnect; a
+    message they held unacknowledged when the node went down is delivered again (quorum queues keep
+    their messages across the restart), and the gateway's idempotency key keeps it one charge.
+
+    Redis (the rest of this docstring). Decision. The design notes make ACCEPTING the goal while
+    Redis is down: the order, its lines, its reservation and its `order.created` event commit to
+    PostgreSQL in one transaction, the after-commit publish fails fast and the outbox relay sends
+    it later. But the card does not live in PostgreSQL: the contract forbids storing it, and the
+    card vault (core/vault.py) is Redis. An order taken while the vault cannot be written can never
+    be paid (`card_token_expired`). So the right answer depends on where the card can go:
       * 202 when the order can complete — the card kept somewhere that survives the outage;
       * 503 `service_unavailable` when it cannot ("only where the request truly cannot be served"),
         with nothing written, so the shopper's retry (same key) goes through once Redis is back;
@@ -98,18 +113,19 @@ def test_redis_stopped_for_10s_never_a_500_and_every_accepted_order_is_paid(rel,
     with persistence): queues and vault survive, as in production. A Redis that loses its data is
     another failure (the stuck-order reconciler's).
     """
-    shop = make_shop(rel, "rel-redis", autopilot=True)
+    shop = make_shop(rel, f"rel-{service}", autopilot=True)
     make_product(shop.store, "TEE", price="9.99", stock=5000)
     rel.start_worker()
+    stopped = rel.redis if service == "redis" else rel.broker
 
     with OrderStream(shop.api, "TEE", clients=2, pause=0.3) as stream:
         time.sleep(2)
         stream.phase = "outage"
-        rel.redis.stop(persist=True)
+        stopped.stop(persist=True)
         down_at = time.monotonic()
         time.sleep(10)
         stream.phase = "after"
-        rel.redis.start()
+        stopped.start()
         outage = time.monotonic() - down_at
         time.sleep(2)
 
@@ -120,7 +136,9 @@ def test_redis_stopped_for_10s_never_a_500_and_every_accepted_order_is_paid(rel,
     if wrong:
         problems.append(f"{len(wrong)} answers neither 202 nor 503, e.g. {wrong[:3]}; by phase {by_phase}")
     if set(by_phase["after"]) != {202}:
-        problems.append(f"not every order accepted once Redis was back: {by_phase}")
+        problems.append(f"not every order accepted once {service} was back: {by_phase}")
+    if stopped is not rel.redis and set(stream.statuses()) != {202}:
+        problems.append(f"orders refused while only the broker was down: {by_phase}")
     in_db = Order.all_stores.filter(store=shop.store).count()
     accepted = sum(by_phase[p].get(202, 0) for p in by_phase)
     if in_db != accepted:
@@ -133,7 +151,7 @@ def test_redis_stopped_for_10s_never_a_500_and_every_accepted_order_is_paid(rel,
     paid = sum(n for s, n in states.items() if s in PAID_OR_LATER)
     lost_cards = Payment.all_stores.filter(store=shop.store, error_code="card_token_expired").count()
     report(
-        "redis_outage",
+        f"{service}_outage",
         outage_seconds=round(outage, 1),
         by_phase=by_phase,
         max_latency_during_outage=round(stream.max_latency("outage"), 2),
@@ -171,12 +189,14 @@ def test_worker_sigkilled_every_few_seconds_during_300_orders_all_complete_witho
     assert Counter(r.status_code for r in responses) == {202: 300}
 
     wait_settled(shop.store, 240)
-    # Messages the last victims held sit in Redis' `unacked` set until a worker restores them,
-    # which kombu does at start-up (and otherwise only every few minutes) for entries older than
-    # the visibility timeout: once that has passed, restart the worker, as a deploy would.
-    time.sleep(VISIBILITY_TIMEOUT + 1)
-    rel.kill_worker()
-    rel.start_worker()
+    # On Redis, messages the last victims held sit in its `unacked` set until a worker restores
+    # them, which kombu does at start-up (and otherwise only every few minutes) for entries older
+    # than the visibility timeout: once that has passed, restart the worker, as a deploy would.
+    # RabbitMQ requeued them when each victim's connection closed.
+    if rel.broker.redelivery_after:
+        time.sleep(rel.broker.redelivery_after)
+        rel.kill_worker()
+        rel.start_worker()
     total = time.monotonic() - started
     states = assert_invariants(shop.store, gateway)
     assert set(states) <= PAID_OR_LATER, states  # the gateway was healthy: every order paid
