@@ -46,6 +46,7 @@ def _seed(store):
         total="99.00",
         created_at=now - timedelta(days=9),
     )
+    return now
 
 
 def test_stats_count_orders_by_status_with_every_status_present(store):
@@ -59,15 +60,21 @@ def test_stats_count_orders_by_status_with_every_status_present(store):
 
 
 def test_stats_orders_and_revenue_per_window(store):
-    _seed(store)
+    now = _seed(store)
     s = selectors.stats(store)
     assert s["orders"]["last_hour"] == 6
     assert s["orders"]["last_7_days"] == 7
     # revenue = captured payments only (failed, retrying, pending and refunded are not revenue)
     assert s["revenue"]["last_hour"] == "60.00"
     assert s["revenue"]["last_7_days"] == "65.00"
-    today_start = selectors.start_of_today()
-    expected_today = 6 + (1 if timezone.now() - timedelta(days=3) >= today_start else 0)
+    # today: the order placed now, the five placed 30 minutes ago unless that was before midnight
+    # (a run in the first half hour of the day), the old one only if three days ago was today
+    today_start = selectors.start_of_today(now)
+    expected_today = 1 + sum(
+        n
+        for n, created in ((5, now - timedelta(minutes=30)), (1, now - timedelta(days=3)))
+        if created >= today_start
+    )
     assert s["orders"]["today"] == expected_today
 
 
