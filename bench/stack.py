@@ -34,7 +34,6 @@ from bench import common
 from bench.common import HOST, ROOT, VENV_BIN, say
 
 LOGS = ROOT / "var" / "bench"
-QUEUES = "default,orders,payments,fulfillment,webhooks"
 
 
 def free_port() -> int:
@@ -201,7 +200,8 @@ class Stack:
         common.wait_for(lambda: self._get(self.web_port, "/readyz") == 200, 60, message="gunicorn /readyz")
 
     def start_worker(self, procs: int, *, count_tasks: bool = True) -> None:
-        """`celery worker` on every queue with `procs` prefork processes; returns once it is ready."""
+        """`celery worker` on every queue, taken in the settings' order as `make run`'s worker takes
+        them, with `procs` prefork processes; returns once it is ready."""
         self.stop_worker()
         self.worker_procs = procs
         ready = LOGS / "worker.ready"
@@ -210,7 +210,7 @@ class Stack:
         env = {**self.env, "BENCH_READY_FILE": str(ready), "BENCH_COUNT_TASKS": "1" if count_tasks else "0"}
         self.procs["worker"] = Proc(
             "worker",
-            [str(VENV_BIN / "celery"), "-A", "orderflow", "worker", "-l", "WARNING", "-Q", QUEUES,
+            [str(VENV_BIN / "celery"), "-A", "orderflow", "worker", "-l", "WARNING",
              "-c", str(procs), "-n", "bench@%h", "--without-gossip", "--without-mingle", "-I", "bench.noop"],
             env,
         ).start()  # fmt: skip

@@ -244,13 +244,9 @@ if BROKER_KIND == broker.RABBITMQ:
     # RabbitMQ requeues what that worker held unacknowledged.
     CELERY_BROKER_HEARTBEAT = env.int("CELERY_BROKER_HEARTBEAT", default=30)
 else:
-    # Longer than the longest task and any retry countdown (design notes: a countdown past the
-    # visibility timeout is redelivered again and again by Redis).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-        "socket_connect_timeout": 2,
-        "socket_timeout": 5,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = broker.redis_transport_options(
+        visibility_timeout=env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    )
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Never let a web request wait on a dead broker for long: the outbox relay resends what failed.
@@ -265,6 +261,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # On RabbitMQ the queues are durable quorum queues (RABBITMQ_QUEUE_TYPE=classic: durable classic
 # queues, for a RabbitMQ without quorum queues); a countdown is then held by RabbitMQ (Celery's
 # native delayed delivery, set up by every worker) in whole seconds, rounded up (orderflow/celery.py).
+# On Redis this order is also the order a worker on several queues takes them in
+# (broker.redis_transport_options): the flow's order, charges before the warehouse steps.
 RABBITMQ_QUEUE_TYPE = env.str("RABBITMQ_QUEUE_TYPE", default="quorum")
 CELERY_TASK_QUEUES = broker.task_queues(
     BROKER_KIND, ("default", "orders", "payments", "fulfillment", "webhooks"), queue_type=RABBITMQ_QUEUE_TYPE

@@ -39,6 +39,25 @@ def kind(url: str) -> str:
     return RABBITMQ if scheme in AMQP_SCHEMES else REDIS
 
 
+def redis_transport_options(*, visibility_timeout: int) -> dict:
+    """kombu's Redis transport options.
+
+    `visibility_timeout`: longer than the longest task and any retry countdown (a countdown past it
+    is redelivered again and again by Redis). `queue_order_strategy="priority"`: a worker on
+    several queues (`make run`'s one worker) takes the next message from the first of them that
+    has one, in the order it names them (`-Q`; without it, CELERY_TASK_QUEUES' order), instead of
+    round robin. Under a burst the new orders are then charged before the warehouse steps of those
+    already paid: a charge has a deadline (the payment window, the card vault's TTL), a pick or a
+    pack has none. A worker per queue (deploy/Procfile) is not affected; neither is RabbitMQ,
+    where each consumed queue delivers as it fills."""
+    return {
+        "visibility_timeout": visibility_timeout,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        "queue_order_strategy": "priority",
+    }
+
+
 def task_queues(broker: str, names: Iterable[str], *, queue_type: str = "quorum") -> list[Queue]:
     """The Celery queues, by name. On Redis plain queues (a list each). On RabbitMQ each is durable,
     of `queue_type` (quorum: replicated, and survives a node restart with its messages), and bound
