@@ -23,7 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orderflow.core.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
@@ -64,12 +65,14 @@ def _level_data(level: StockLevel, sku: str) -> dict[str, Any]:
     }
 
 
-def _locked_levels(store: Store, product_ids: Iterable[int]) -> list[StockLevel]:
+def _locked_levels(store: Store, product_ids: Iterable[int], **annotations: Any) -> list[StockLevel]:
     """Lock the levels in product-id order (the same order reservations use: no deadlock).
-    `product_ids` may be a subquery (a `values("product_id")` queryset)."""
+    `product_ids` may be a subquery (a `values("product_id")` queryset); `annotations` are read
+    with the levels."""
     return list(
         StockLevel.all_stores.select_related("product")
         .filter(store=store, product_id__in=product_ids)
+        .annotate(**annotations)
         .order_by("product_id")
         .select_for_update(of=("self",))
     )
@@ -432,21 +435,20 @@ def _reserve_levels_orm(
     return done
 
 
-def _order_outstanding(store: Store, order_id: Any, *, field: str) -> dict[int, int]:
-    """Per product, the sum of `field` over this order's ledger rows."""
-    rows = (
-        StockMovement.all_stores.filter(store=store, order_id=order_id)
-        .values("product_id")
-        .annotate(total=Sum(field))
-    )
-    return {r["product_id"]: r["total"] or 0 for r in rows}
-
-
 def _order_levels_locked(store: Store, order_id: Any) -> list[StockLevel]:
     """Lock the levels of every product the order ever moved, in product-id order like
-    `_locked_levels`, in one statement (the ledger read is a subquery, not a round trip)."""
+    `_locked_levels`, each with `held`: the units this order still holds reserved of it (the sum
+    of its ledger's reserved deltas). One statement: the ledger reads are subqueries, not round
+    trips."""
     touched = StockMovement.all_stores.filter(store=store, order_id=order_id).values("product_id")
-    return _locked_levels(store, touched)
+    held = (
+        StockMovement.all_stores.filter(store=store, order_id=order_id, product_id=OuterRef("product_id"))
+        .order_by()
+        .values("product_id")
+        .annotate(total=Sum("reserved_delta"))
+        .values("total")
+    )
+    return _locked_levels(store, touched, held=Coalesce(Subquery(held), 0))
 
 
 def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "system", reason: str = "") -> int:
@@ -458,11 +460,10 @@ def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syst
         levels = _order_levels_locked(store, order_id)
         if not levels:
             return 0
-        held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
         for level in levels:
-            q = held.get(level.product_id, 0)
+            q = level.held
             if q <= 0:
                 continue
             StockLevel.all_stores.filter(pk=level.pk).update(
@@ -500,12 +501,11 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
         levels = _order_levels_locked(store, order_id)
         if not levels:
             return 0
-        held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
         now = timezone.now()
         for level in levels:
-            q = held.get(level.product_id, 0)
+            q = level.held
             if q <= 0:
                 continue
             # the levels are locked (FOR UPDATE above), so new absolute values are safe to write
