@@ -62,10 +62,69 @@ def screen_order(*, store: Store, order_id: uuid.UUID | str) -> Order | None:
     """The fraud check (fraud.services.screen) and, when it approves, the order's Payment opened in
     the same transaction: an approved order never waits without a payment to charge."""
     with transaction.atomic():
-        order = fraud_services.screen(store=store, order_id=order_id)
-        if order is not None and order.status == OS.PAYMENT_PROCESSING:
-            open_payment(order=order)
+        return _screen_and_open(store, order_id)
+
+
+def _screen_and_open(store: Store, order_id: uuid.UUID | str) -> Order | None:
+    order = fraud_services.screen(store=store, order_id=order_id)
+    if order is not None and order.status == OS.PAYMENT_PROCESSING:
+        open_payment(order=order)
     return order
+
+
+@dataclass(frozen=True)
+class Started:
+    """A first attempt begun with the screening: the card to charge and the gateway slot held for
+    the call (given back by `attempt_charge`, whatever happens)."""
+
+    card: dict[str, Any]
+    slot: str
+    attempt: PaymentAttempt
+
+
+def screen_and_start_charge(
+    *, store: Store, order_id: uuid.UUID | str
+) -> tuple[Order | None, Payment | None, Started | None]:
+    """`screen_order` and, when the new payment's charge can go out at once (its card in the vault,
+    the breaker closed, a gateway slot free), its first attempt begun in the same transaction: one
+    commit and one lock of the order from the screening to the gateway call, instead of a second
+    transaction that locks the order and the payment again. Anything else (no card, an open or
+    half-open breaker, a full semaphore) leaves the payment pending, and the charge turn deals with
+    it as with any other payment. Returns the order, the payment opened here (None: none was) and
+    the attempt begun (None: not begun)."""
+    started = None
+    try:
+        with transaction.atomic():
+            order = _screen_and_open(store, order_id)
+            payment = opened_payment(order)
+            if payment is not None:
+                started = _start_at_once(store, payment, order)
+    except BaseException:
+        if started is not None:  # the transaction did not commit: the attempt never began
+            breaker.release_slot(started.slot)
+        raise
+    return order, payment, started
+
+
+def _start_at_once(store: Store, payment: Payment, order: Order) -> Started | None:
+    """Inside the screening transaction, the order locked and `payment` just opened (pending, no
+    attempts): begin its first attempt if nothing would make the charge wait. The breaker is asked
+    only whether it is closed — a half-open breaker's single probe is left to the charge turn's
+    `before_call`, so no probe permit is taken for a call that might not be made."""
+    payment.store = order.store = store
+    payment.order = order
+    card = vault.detokenize(store.pk, order.pk)
+    if not card or not card.get("card_number") or not breaker.is_closed():
+        return None
+    taken = breaker.acquire_slots(1)
+    if not taken:
+        return None
+    try:
+        attempt = _record_attempt(payment, payment, order)
+    except BaseException:
+        breaker.release_slot(taken[0])
+        raise
+    return Started(card=card, slot=taken[0], attempt=attempt)
 
 
 def opened_payment(order: Order | None) -> Payment | None:
@@ -193,17 +252,23 @@ def attempt_charge(
     slot: str | None = None,
     wake: str | None = None,
     payment: Payment | None = None,
+    started: Started | None = None,
 ) -> Step:
     """One turn of the charge task: at most one gateway call, its outcome recorded.
 
     `slot`: a gateway-semaphore slot the release took for this payment (given back here, whatever
     happens). `wake`: this turn is the wake-up of the wait named so; a wake-up whose wait is over
     (released, or a newer wait) does nothing. `payment`: the row (with its order) the caller just
-    read, to spare reading it again."""
+    read, to spare reading it again. `started`: the first attempt `screen_and_start_charge` began
+    for `payment`: only its call is left to make (and its slot to give back)."""
     try:
+        if started is not None:
+            return _charge(payment, started.card, started.attempt)
         return _attempt_charge(store, payment_id, slot, wake, payment)
     finally:
         breaker.release_slot(slot)
+        if started is not None:
+            breaker.release_slot(started.slot)
 
 
 def _attempt_charge(
@@ -245,7 +310,6 @@ def _attempt_charge(
 
 
 def _call_gateway(payment: Payment, card: dict[str, Any]) -> Step:
-    store, order = payment.store, payment.order
     permit = breaker.before_call()
     if not permit.allowed:
         return _start_waiting(payment)
@@ -256,6 +320,12 @@ def _call_gateway(payment: Payment, card: dict[str, Any]) -> Step:
             abandon_payment(payment, reason="order left payment_processing before the charge")
             return Step("done", outcome="abandoned")
         return Step("done", outcome=payment.status)
+    return _charge(payment, card, attempt)
+
+
+def _charge(payment: Payment, card: dict[str, Any], attempt: PaymentAttempt) -> Step:
+    """The gateway call of a begun attempt, and its outcome recorded."""
+    store, order = payment.store, payment.order
     try:
         charge = gateway.create_charge(
             amount=payment.amount,
@@ -452,28 +522,34 @@ def _begin_attempt(payment: Payment) -> PaymentAttempt | None:
         if order.status != OS.PAYMENT_PROCESSING:
             payment.status = fresh.status
             return None
-        attempts = fresh.attempts + 1
-        known = getattr(payment, "known_attempt_rows", None)
-        number = (known if known is not None else PaymentAttempt.all_stores.filter(payment=fresh).count()) + 1
-        if fresh.status == PS.PENDING:
-            transition(
-                fresh,
-                PS.PROCESSING,
-                reason="first attempt",
-                actor=ACTOR,
-                updates={"attempts": attempts},
-                data={"attempt": attempts, "max_attempts": max_attempts()},
-            )
-            order_services.record_payment_progress(order=order, status="processing", attempts=attempts)
-        else:
-            Payment.all_stores.filter(pk=fresh.pk).update(attempts=attempts, updated_at=timezone.now())
-            order_services.record_payment_progress(
-                order=order, status=order.payment_status, attempts=attempts
-            )
-        payment.status, payment.attempts = PS.PROCESSING, attempts
-        return PaymentAttempt.all_stores.create(
-            store=payment.store, payment=fresh, number=number, started_at=timezone.now()
+        return _record_attempt(payment, fresh, order)
+
+
+def _record_attempt(payment: Payment, fresh: Payment, order: Order) -> PaymentAttempt:
+    """The attempt counted and its row written, `fresh` (the locked row; `payment` itself when it
+    was opened in this transaction) moved to processing on its first; under the order's lock."""
+    attempts = fresh.attempts + 1
+    known = getattr(payment, "known_attempt_rows", None)
+    number = (known if known is not None else PaymentAttempt.all_stores.filter(payment=fresh).count()) + 1
+    if fresh.status == PS.PENDING:
+        transition(
+            fresh,
+            PS.PROCESSING,
+            reason="first attempt",
+            actor=ACTOR,
+            updates={"attempts": attempts},
+            data={"attempt": attempts, "max_attempts": max_attempts()},
         )
+        order_services.record_payment_progress(order=order, status="processing", attempts=attempts)
+    else:
+        Payment.all_stores.filter(pk=fresh.pk).update(attempts=attempts, updated_at=timezone.now())
+        order_services.record_payment_progress(order=order, status=order.payment_status, attempts=attempts)
+    payment.status, payment.attempts = PS.PROCESSING, attempts
+    if known is not None:
+        payment.known_attempt_rows = number
+    return PaymentAttempt.all_stores.create(
+        store=payment.store, payment=fresh, number=number, started_at=timezone.now()
+    )
 
 
 def _finish_attempt(

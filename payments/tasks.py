@@ -24,11 +24,12 @@ PS = Payment.Status
 
 def screen_then_charge(store: Store, order_id: str) -> None:
     """The step after intake, in one task: the fraud check and, when it approves (or an operator
-    did), one charge turn. A redelivery finds the order screened and goes on to the charge."""
-    order = services.screen_order(store=store, order_id=order_id)
-    payment = services.opened_payment(order) or services.ensure_payment(store=store, order_id=order_id)
+    did), one charge turn — its first attempt begun in the screening's transaction when the charge
+    can go out at once. A redelivery finds the order screened and goes on to the charge."""
+    _order, payment, started = services.screen_and_start_charge(store=store, order_id=order_id)
+    payment = payment or services.ensure_payment(store=store, order_id=order_id)
     if payment is not None and payment.status in (PS.PENDING, PS.PROCESSING):
-        charge_now(payment, store)
+        charge_now(payment, store, started)
 
 
 @shared_task(name="payments.screen_and_charge", acks_late=True, ignore_result=True)
@@ -40,10 +41,11 @@ def screen_and_charge(order_id: str, store_id: int) -> None:
             screen_then_charge(store, order_id)
 
 
-def charge_now(payment: Payment, store: Store) -> str:
+def charge_now(payment: Payment, store: Store, started: services.Started | None = None) -> str:
     """One charge turn in the calling task (the handler that approved the order): the happy path
-    costs no further message. A retry or a wait goes on in `charge_payment`, after its countdown."""
-    step = _charge_turn(store, str(payment.pk), payment=payment)
+    costs no further message. A retry or a wait goes on in `charge_payment`, after its countdown.
+    `started`: the first attempt the screening began (services.screen_and_start_charge)."""
+    step = _charge_turn(store, str(payment.pk), payment=payment, started=started)
     if step.kind in ("retry", "wait"):
         charge_payment.apply_async((str(payment.pk), store.pk), {"wake": step.wake}, countdown=step.delay)
     return step.outcome
@@ -55,10 +57,11 @@ def _charge_turn(
     slot: str | None = None,
     wake: str | None = None,
     payment: Payment | None = None,
+    started: services.Started | None = None,
 ):
     with use_store(store):
         step = services.attempt_charge(
-            store=store, payment_id=payment_id, slot=slot, wake=wake, payment=payment
+            store=store, payment_id=payment_id, slot=slot, wake=wake, payment=payment, started=started
         )
     if slot is not None or step.release:
         # a slot came back, or the gateway is back: release the next ones here and now (one queue
