@@ -273,12 +273,7 @@ class Cluster:
 
     def close(self) -> None:
         for h in self.hosts.values():
-            _kill_netns_processes(h.netns)
-            for proc in h.procs.values():
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
+            self.kill(h)
             ip("netns", "del", h.netns, check=False)
             ip("link", "del", h.veth, check=False)  # gone with its peer's namespace, unless that failed
         self.hosts.clear()
