@@ -65,14 +65,12 @@ def _level_data(level: StockLevel, sku: str) -> dict[str, Any]:
     }
 
 
-def _locked_levels(store: Store, product_ids: Iterable[int], **annotations: Any) -> list[StockLevel]:
+def _locked_levels(store: Store, product_ids: Iterable[int]) -> list[StockLevel]:
     """Lock the levels in product-id order (the same order reservations use: no deadlock).
-    `product_ids` may be a subquery (a `values("product_id")` queryset); `annotations` are read
-    with the levels."""
+    `product_ids` may be a subquery (a `values("product_id")` queryset)."""
     return list(
         StockLevel.all_stores.select_related("product")
         .filter(store=store, product_id__in=product_ids)
-        .annotate(**annotations)
         .order_by("product_id")
         .select_for_update(of=("self",))
     )
@@ -435,12 +433,9 @@ def _reserve_levels_orm(
     return done
 
 
-def _order_levels_locked(store: Store, order_id: Any) -> list[StockLevel]:
-    """Lock the levels of every product the order ever moved, in product-id order like
-    `_locked_levels`, each with `held`: the units this order still holds reserved of it (the sum
-    of its ledger's reserved deltas). One statement: the ledger reads are subqueries, not round
-    trips."""
-    touched = StockMovement.all_stores.filter(store=store, order_id=order_id).values("product_id")
+def _held_by_order(store: Store, order_id: Any) -> Coalesce:
+    """Per level (an `OuterRef` to its product), the units this order still holds reserved of it:
+    the sum of the reserved deltas on its ledger rows."""
     held = (
         StockMovement.all_stores.filter(store=store, order_id=order_id, product_id=OuterRef("product_id"))
         .order_by()
@@ -448,7 +443,26 @@ def _order_levels_locked(store: Store, order_id: Any) -> list[StockLevel]:
         .annotate(total=Sum("reserved_delta"))
         .values("total")
     )
-    return _locked_levels(store, touched, held=Coalesce(Subquery(held), 0))
+    return Coalesce(Subquery(held), 0)
+
+
+def _order_outstanding(store: Store, order_id: Any, *, field: str) -> dict[int, int]:
+    """Per product, the sum of `field` over this order's ledger rows. Read after the levels are
+    locked, in a statement of its own: a subquery of the locking statement would read the ledger
+    as it was when that statement began, before a concurrent commit or release it waited for."""
+    rows = (
+        StockMovement.all_stores.filter(store=store, order_id=order_id)
+        .values("product_id")
+        .annotate(total=Sum(field))
+    )
+    return {r["product_id"]: r["total"] or 0 for r in rows}
+
+
+def _order_levels_locked(store: Store, order_id: Any) -> list[StockLevel]:
+    """Lock the levels of every product the order ever moved, in product-id order like
+    `_locked_levels`, in one statement (the ledger read is a subquery, not a round trip)."""
+    touched = StockMovement.all_stores.filter(store=store, order_id=order_id).values("product_id")
+    return _locked_levels(store, touched)
 
 
 def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "system", reason: str = "") -> int:
@@ -460,10 +474,11 @@ def release_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syst
         levels = _order_levels_locked(store, order_id)
         if not levels:
             return 0
+        held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
         for level in levels:
-            q = level.held
+            q = held.get(level.product_id, 0)
             if q <= 0:
                 continue
             StockLevel.all_stores.filter(pk=level.pk).update(
@@ -501,14 +516,15 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
         levels = _order_levels_locked(store, order_id)
         if not levels:
             return 0
+        held = _order_outstanding(store, order_id, field="reserved_delta")
         moved: list[StockLevel] = []
         rows: list[StockMovement] = []
         now = timezone.now()
         for level in levels:
-            q = level.held
+            q = held.get(level.product_id, 0)
             if q <= 0:
                 continue
-            # the levels are locked (FOR UPDATE above), so new absolute values are safe to write
+            # in memory, for the event and the threshold check (the UPDATE below writes them)
             level.on_hand -= q
             level.reserved -= q
             level.updated_at = now
@@ -527,7 +543,12 @@ def commit_stock(*, store: Store, order_id: uuid.UUID | str, actor: str = "syste
             moved.append(level)
         if not rows:
             return 0
-        StockLevel.all_stores.bulk_update(moved, ["on_hand", "reserved", "updated_at"])  # one statement
+        # One statement whatever the line count: each level less what the order holds of it, read
+        # again by a subquery (this statement begins after the locks: it reads what `held` did).
+        units = _held_by_order(store, order_id)
+        StockLevel.all_stores.filter(pk__in=[lv.pk for lv in moved]).update(
+            on_hand=F("on_hand") - units, reserved=F("reserved") - units, updated_at=now
+        )
         StockMovement.all_stores.bulk_create(rows)
         _emit_updated(store, moved, reason="commit", actor=actor, order_id=order_id)
         for level in moved:

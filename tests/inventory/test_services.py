@@ -224,7 +224,7 @@ def test_a_commit_that_crosses_nothing_writes_no_threshold_flag(store):
         assert services.commit_stock(store=store, order_id=order_id) == 3
     sql = [q["sql"] for q in ctx.captured_queries]
     assert not [q for q in sql if "threshold_reached_at" in q and q.startswith("UPDATE")]
-    assert sum(q.startswith("SELECT") for q in sql) == 1  # the locked levels with the order's ledger sums
+    assert sum(q.startswith("SELECT") for q in sql) == 2  # the locked levels, the order's ledger sums
     assert (level(a).on_hand, level(b).on_hand) == (98, 99)
     assert events(store, "inventory.threshold_reached") == []
 
