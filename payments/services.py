@@ -112,7 +112,6 @@ def _start_at_once(store: Store, payment: Payment, order: Order) -> Started | No
     only whether it is closed — a half-open breaker's single probe is left to the charge turn's
     `before_call`, so no probe permit is taken for a call that might not be made."""
     payment.store = order.store = store
-    payment.order = order
     card = vault.detokenize(store.pk, order.pk)
     if not card or not card.get("card_number") or not breaker.is_closed():
         return None
