@@ -36,7 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from orderflow.core.errors import ValidationFailed
-from orderflow.core.events import Event
+from orderflow.core.events import Event, once_per_batch
 from orderflow.core.tenancy import Store
 from orderflow.core.topics import TOPICS
 
@@ -172,8 +172,12 @@ def _forget_endpoints_on_commit(store: Store) -> None:
 
 def store_wants_event(event: Event) -> bool:
     """Publish-time filter of the fan-out handler: does any active endpoint of the event's store
-    want its topic? Same cached lookup the handler uses, asked before a message is spent on it."""
-    return any(topic_matches(topics, event.topic) for _pk, topics in active_endpoint_topics(event.store_id))
+    want its topic? Same cached lookup the handler uses, asked before a message is spent on it, once
+    per publish batch for each store."""
+    endpoints = once_per_batch(
+        ("webhook_endpoints", event.store_id), lambda: active_endpoint_topics(event.store_id)
+    )
+    return any(topic_matches(topics, event.topic) for _pk, topics in endpoints)
 
 
 def active_endpoint_topics(store_id: int) -> list[tuple[str, list[str]]]:

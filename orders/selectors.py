@@ -395,11 +395,17 @@ def store_orders(store: Store) -> QuerySet[Order]:
     return Order.all_stores.filter(store=store)
 
 
+GONE_STATUSES = frozenset({Order.Status.CANCELLED, Order.Status.EXPIRED})
+
+
+def is_gone(order: Order) -> bool:
+    """Was the order cancelled or expired (a charge that lands now is refunded)?"""
+    return order.status in GONE_STATUSES
+
+
 def order_is_gone(store_id: int, order_id: Any) -> bool:
-    """Was the order cancelled or expired? (one indexed read, for a publish-time filter)"""
-    return Order.all_stores.filter(
-        store_id=store_id, pk=order_id, status__in=(Order.Status.CANCELLED, Order.Status.EXPIRED)
-    ).exists()
+    """`is_gone` by id: one indexed read."""
+    return Order.all_stores.filter(store_id=store_id, pk=order_id, status__in=GONE_STATUSES).exists()
 
 
 def items_of(store: Store, order_id: Any) -> list[OrderItem]:

@@ -41,6 +41,9 @@ class PaymentProcessed(StateChange):
     currency: str | None = None
     charge_id: str | None = None
     attempts: int | None = None
+    # the order was cancelled or expired when the charge was recorded (its refund follows:
+    # receivers.refund_if_order_gone); None: not known (a row from before the field)
+    order_gone: bool | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

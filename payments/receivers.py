@@ -11,6 +11,7 @@ from fraud.rules import APPROVE
 from orderflow.core.events import Event, on_event
 
 from . import refunds, selectors, tasks
+from .events import PaymentProcessed
 
 
 @on_event("order.created", "payment.retry_requested", queue="payments", atomic=False)
@@ -42,8 +43,10 @@ def refund_on_order_closed(event: Event) -> None:
 def _order_gone(event: Event) -> bool:
     """Publish-time filter: only a charge that landed after its order was cancelled or expired
     needs a refund from here (a cancel that comes later is refunded by `refund_on_order_closed`),
-    so one indexed read spares every other paid order a task."""
-    return selectors.order_is_gone(event.store_id, event.order_id)
+    so every other paid order costs no task. The event says so (recorded under the order's lock);
+    an older row without `order_gone` costs one indexed read."""
+    gone = PaymentProcessed.of(event).order_gone
+    return selectors.order_is_gone(event.store_id, event.order_id) if gone is None else gone
 
 
 @on_event("payment.processed", queue="payments", atomic=False, when=_order_gone)

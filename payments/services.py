@@ -24,10 +24,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fraud import services as fraud_services
-from orderflow.core import vault
+from orderflow.core import events, vault
 from orderflow.core.events import emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
+from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.locks import lock_order
 from orders.states import OrderStatus
@@ -94,7 +95,7 @@ def screen_and_start_charge(
     the attempt begun (None: not begun)."""
     started = None
     try:
-        with transaction.atomic():
+        with transaction.atomic(), events.batched():
             order = _screen_and_open(store, order_id)
             payment = opened_payment(order)
             if payment is not None:
@@ -607,7 +608,7 @@ def _succeed(payment: Payment, charge: gateway.Charge, attempt: PaymentAttempt) 
     """Record the charge: its attempt, the payment, and the order paid (stock committed, pick list
     opened), in one transaction — one commit for the whole outcome."""
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), events.batched():
         fresh, order = _locked(payment)
         _finish_attempt(attempt, PaymentAttempt.Outcome.SUCCEEDED, charge.call, charge_id=charge.id)
         if fresh.status != PS.PROCESSING:
@@ -629,6 +630,7 @@ def _succeed(payment: Payment, charge: gateway.Charge, attempt: PaymentAttempt) 
                 currency=fresh.currency,
                 charge_id=charge.id,
                 attempts=fresh.attempts,
+                order_gone=order_selectors.is_gone(order),
             ),
         )
         if order.status == OS.PAYMENT_PROCESSING:

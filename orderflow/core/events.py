@@ -20,8 +20,9 @@ import fnmatch
 import functools
 import logging
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Self
@@ -376,11 +377,50 @@ def write_event(
         actor=actor,
         trace_context=trace_capture() if trace_capture is not None else None,
     )
-    event.save(force_insert=True)
+    pending = _PENDING.get()
+    if pending is None:
+        event.save(force_insert=True)
+    else:
+        pending.append(event)  # INSERTed with the rest of its batch (see `batched`)
     event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
     for handler in inline_handlers_for(topic):
         handler.func(event)
     return event
+
+
+_PENDING: ContextVar[list[Event] | None] = ContextVar("orderflow_pending_events", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """The events emitted in this block are INSERTed together, in one statement, as it ends —
+    still inside the caller's transaction, so they commit or roll back with the state they
+    describe, in the order they were emitted. For a transaction that emits several: a charge's
+    outcome emits five (payment, order paid, pick list, order fulfilling, stock), one round trip
+    instead of five. Use it inside `transaction.atomic()`; a nested block joins the outer one.
+
+    Until the block ends an event has no id (inline handlers still run at `emit()` and get the
+    instance). Whatever ends the block, what was emitted is written, as it would have been
+    unbatched: an exception the transaction survives (caught outside this block) keeps the
+    events of the work done before it; one that aborts the transaction loses them with that work."""
+    if _PENDING.get() is not None:
+        yield
+        return
+    pending: list[Event] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        _PENDING.reset(token)
+        if pending and not connection.needs_rollback:
+            try:
+                Event.all_stores.bulk_create(pending)
+            except Exception:  # the transaction is aborted: the original error is the one to see
+                log.debug("events of a failed block not written", exc_info=True)
+        raise
+    _PENDING.reset(token)
+    if pending:
+        Event.all_stores.bulk_create(pending)
 
 
 def send_to_handlers(event: Event) -> None:
@@ -414,24 +454,45 @@ def publish_unpublished(*, batch: int, older_than_seconds: float = 0.0) -> int:
     hear of the batch after COMMIT, so no row lock is held while they push."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     sent: list[Event] = []
-    with transaction.atomic():
-        rows = list(
-            Event.all_stores.select_related("store")
-            .filter(published_at__isnull=True, created_at__lte=cutoff)
-            .order_by("id")
-            .select_for_update(skip_locked=True, of=("self",))[:batch]
-        )
-        for event in rows:
-            try:
-                send_to_handlers(event)
-            except Exception as exc:  # broker down: stop, the rest stays for the next round
-                log.warning("publish of event %s (%s) failed, left for later: %s", event.pk, event.topic, exc)
-                break
-            sent.append(event)
-        if sent:
-            Event.all_stores.filter(pk__in=[e.pk for e in sent]).update(published_at=timezone.now())
+    memo = _BATCH_MEMO.set({})  # the publish filters' lookups, once per batch (once_per_batch)
+    try:
+        with transaction.atomic():
+            rows = list(
+                Event.all_stores.select_related("store")
+                .filter(published_at__isnull=True, created_at__lte=cutoff)
+                .order_by("id")
+                .select_for_update(skip_locked=True, of=("self",))[:batch]
+            )
+            for event in rows:
+                try:
+                    send_to_handlers(event)
+                except Exception as exc:  # broker down: stop, the rest stays for the next round
+                    log.warning(
+                        "publish of event %s (%s) failed, left for later: %s", event.pk, event.topic, exc
+                    )
+                    break
+                sent.append(event)
+            if sent:
+                Event.all_stores.filter(pk__in=[e.pk for e in sent]).update(published_at=timezone.now())
+    finally:
+        _BATCH_MEMO.reset(memo)
     notify_live(sent)
     return len(sent)
+
+
+_BATCH_MEMO: ContextVar[dict | None] = ContextVar("orderflow_publish_memo", default=None)
+
+
+def once_per_batch(key: Any, compute: Callable[[], Any]) -> Any:
+    """For a publish-time filter: `compute()` once per publish batch for `key` (a store's webhook
+    endpoints are read once for the batch's events of that store, not once per event); outside a
+    batch, every call computes. The batch's events were all committed before it began."""
+    memo = _BATCH_MEMO.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def relay_unpublished(*, older_than_seconds: float, batch: int) -> int:

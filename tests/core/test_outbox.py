@@ -16,6 +16,7 @@ from orderflow.core.events import (
     Event,
     HandledEvent,
     on_event,
+    once_per_batch,
     relay_unpublished,
     run_handler_once,
     write_event,
@@ -204,3 +205,42 @@ def test_a_publish_filter_that_fails_lets_the_message_go(store, broker):
         write_event("test.unsure.a", store=store)
     assert dispatch_pending() == 1
     assert broker.queued("tests.unsure_probe") == 1
+
+
+# ----------------------------------------------------------------- publish filters' lookups
+
+LOOKUPS: list[int] = []
+
+
+def _lookup(store_id):
+    LOOKUPS.append(store_id)
+    return True
+
+
+@on_event(
+    "test.lookup.*",
+    name="tests.lookup_probe",
+    when=lambda e: once_per_batch(("tests.lookup", e.store_id), lambda: _lookup(e.store_id)),
+)
+def _lookup_probe(event):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_filter_lookup_runs_once_per_batch_and_store(store, other_store, broker):
+    LOOKUPS.clear()
+    with transaction.atomic():
+        for _ in range(3):
+            write_event("test.lookup.a", store=store)
+        write_event("test.lookup.a", store=other_store)
+    assert dispatch_pending() == 4
+    assert sorted(LOOKUPS) == sorted([store.pk, other_store.pk])
+    with transaction.atomic():
+        write_event("test.lookup.a", store=store)
+    assert dispatch_pending() == 1
+    assert LOOKUPS.count(store.pk) == 2, "a new batch looks again"
+    assert broker.queued("tests.lookup_probe") == 5
+    # outside a publish batch nothing is kept
+    once_per_batch("k", lambda: _lookup(0))
+    once_per_batch("k", lambda: _lookup(0))
+    assert LOOKUPS.count(0) == 2

@@ -37,6 +37,15 @@ def test_late_charge_refund_runs_only_for_cancelled_or_expired_orders(store):
     assert handler.wanted_for(_event(store, "payment.processed", order_id=order.pk))
 
 
+def test_late_charge_refund_filter_reads_the_order_state_the_event_recorded(store, django_assert_num_queries):
+    """The charge's event says whether its order was gone when it was recorded: no read. A row
+    from before that field falls back to reading the order (above)."""
+    handler = _handler("refund_if_order_gone")
+    with django_assert_num_queries(0):
+        assert handler.wanted_for(_event(store, "payment.processed", order_id=None, order_gone=True))
+        assert not handler.wanted_for(_event(store, "payment.processed", order_id=None, order_gone=False))
+
+
 def test_carrier_simulator_handler_only_when_the_simulator_is_on(store, settings):
     handler = _handler("start_carrier_simulator")
     settings.CARRIER_SIMULATOR = False

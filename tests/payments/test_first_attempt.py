@@ -44,7 +44,15 @@ def test_screening_and_the_first_attempt_commit_together_then_the_charge_lands(s
     assert len(screened) == 1 and screened == _xid(Event, order_id=order.pk, topic="payment.processing")
     assert screened != _xid(Event, order_id=order.pk, topic="payment.processed")
     # two commits in all: the screening with the attempt, then the outcome
-    assert [q["sql"] for q in sql.captured_queries].count("COMMIT") == 2
+    statements = [q["sql"] for q in sql.captured_queries]
+    assert statements.count("COMMIT") == 2
+    # each writes its events in one INSERT (core.events.batched): three, then five
+    assert sum(s.startswith('INSERT INTO "core_event"') for s in statements) == 2
+    emitted = list(Event.all_stores.filter(order_id=order.pk).order_by("id").values_list("topic", flat=True))
+    assert emitted[-8:] == [
+        "fraud.checked", "order.payment_processing", "payment.processing",
+        "payment.processed", "order.paid", "fulfillment.created", "order.fulfilling", "inventory.updated",
+    ]  # fmt: skip
     assert breaker.slots_in_use() == 0 and vault.detokenize(store.pk, order.pk) is None
     assert stock(product) == (8, 0)  # committed: on hand 8, nothing left reserved
 

@@ -242,6 +242,7 @@ def test_a_successful_charge_pays_the_order_and_commits_its_stock(store, product
         "currency": "EUR",
         "charge_id": payment.gateway_charge_id,
         "attempts": 1,
+        "order_gone": False,
     }
     attempt = PaymentAttempt.all_stores.get(payment=payment)
     assert (attempt.outcome, attempt.http_status, attempt.charge_id) == (
@@ -554,6 +555,14 @@ def test_a_charge_landing_after_cancellation_is_marked_for_refund(store, product
     attempt.refresh_from_db()
     assert attempt.outcome == "succeeded" and attempt.charge_id == charge.id
     assert refunds.payment_needs_refund(payment)
+    # the event says so, and the refund handler's publish filter reads it there
+    assert event(store, "payment.processed", order).data["order_gone"] is True
+
+
+def test_a_charge_of_an_open_order_says_its_order_was_not_gone(store, product, gw):
+    order, payment = approved(store, product)
+    run_to_end(store, payment)
+    assert event(store, "payment.processed", order).data["order_gone"] is False
 
 
 # ------------------------------------------------------------------------------ reconciler
