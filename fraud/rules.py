@@ -101,7 +101,7 @@ class Facts:
     ip: str | None
     ip_orders_in_window: int
     ip_limit: int
-    distinct_cards_for_email: int
+    distinct_cards_for_email: int  # capped at cards_limit + 1, like the velocity counts
     cards_limit: int
     prior_orders_for_email: int
     store_average_total: Decimal | None
@@ -251,26 +251,31 @@ def _decimal_or_none(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
-def _counts_upto(**capped: tuple[Any, int]) -> dict[str, int]:
+CARD_COLUMNS = ("card_brand", "card_last4")
+
+
+def _counts_upto(distinct: frozenset[str] = frozenset(), **capped: tuple[Any, int]) -> dict[str, int]:
     """Several COUNT(*)s that each stop at their cap, in one statement (a UNION ALL of the capped
     subqueries: at most the caps' sum of rows comes back): a velocity rule only asks "more than
     the limit?", and an uncapped count of every recent order from one busy IP grows with the
-    store's traffic. `capped`: name → (queryset, cap); a None queryset counts 0. A database that
-    cannot cap the parts of a compound query (SQLite) counts each part on its own, same answer."""
-    parts = [
-        qs.order_by().annotate(counted=Value(name)).values_list("counted", flat=True)[:cap]
-        for name, (qs, cap) in capped.items()
-        if qs is not None
-    ]
+    store's traffic. `capped`: name → (queryset, cap); a None queryset counts 0. The parts named
+    in `distinct` count different cards (CARD_COLUMNS) instead of orders. A database that cannot
+    cap the parts of a compound query (SQLite) counts each part on its own, same answer."""
+    parts = []
+    for name, (qs, cap) in capped.items():
+        if qs is None:
+            continue
+        part = qs.order_by().annotate(counted=Value(name)).values_list("counted", *CARD_COLUMNS)
+        parts.append((part.distinct() if name in distinct else part)[:cap])
     counts = dict.fromkeys(capped, 0)
     if not connection.features.supports_slicing_ordering_in_compound:
         for part in parts:
-            names = list(part)
-            if names:
-                counts[names[0]] = len(names)
+            rows = list(part)
+            if rows:
+                counts[rows[0][0]] = len(rows)
         return counts
     if parts:
-        for name in parts[0].union(*parts[1:], all=True):
+        for name, *_card in parts[0].union(*parts[1:], all=True):
             counts[name] += 1
     return counts
 
@@ -328,10 +333,12 @@ def gather_facts(order: Order) -> Facts:
     same_card = recent.filter(card_brand=order.card_brand, card_last4=order.card_last4) if card else None
     same_ip = recent.filter(client_ip=order.client_ip) if order.client_ip else None
     counts = _counts_upto(
+        distinct=frozenset({"cards"}),
         email=(recent.filter(customer_email__iexact=email), email_limit + 1),
         card=(same_card, card_limit + 1),
         ip=(same_ip, ip_limit + 1),
         prior=(same_email.exclude(pk=order.pk), 1),
+        cards=(same_email.filter(created_at__gte=cards_since).exclude(card_last4=""), cards_limit + 1),
     )
     return Facts(
         total=order.total,
@@ -351,14 +358,7 @@ def gather_facts(order: Order) -> Facts:
         ip=order.client_ip,
         ip_orders_in_window=counts["ip"],
         ip_limit=ip_limit,
-        distinct_cards_for_email=(
-            same_email.filter(created_at__gte=cards_since)
-            .exclude(card_last4="")
-            .order_by()
-            .values("card_brand", "card_last4")
-            .distinct()
-            .count()
-        ),
+        distinct_cards_for_email=counts["cards"],
         cards_limit=cards_limit,
         prior_orders_for_email=counts["prior"],
         store_average_total=history["avg"],

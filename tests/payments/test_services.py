@@ -20,6 +20,7 @@ from tests.factories import make_product
 from tests.payments.helpers import (
     CARD_DECLINED,
     CARD_INSUFFICIENT,
+    CARD_OK,
     CARD_PROCESSING_ERROR,
     create_order,
     event,
@@ -137,6 +138,29 @@ def test_many_distinct_cards_for_one_email(store, product):
     third = create_order(store, (product, 1), email="cards@example.com")
     assert fraud.gather_facts(third).distinct_cards_for_email == 3
     assert "many_cards_for_email" in [h.rule for h in fraud.assess(third).hits]
+
+
+def test_distinct_cards_are_counted_up_to_the_limit_in_the_velocity_statement(
+    store, product, django_assert_num_queries, settings
+):
+    """Like the velocity counts, the different cards stop at limit + 1 ("more than the limit?")
+    and come in the same statement; the same card twice counts once."""
+    store.settings = {"fraud_cards_per_email_limit": 1}
+    store.save()
+    for card in (CARD_DECLINED, CARD_INSUFFICIENT, CARD_PROCESSING_ERROR, CARD_OK):
+        create_order(store, (product, 1), email="many@example.com", card=card)
+    again = create_order(store, (product, 1), email="many@example.com", card=CARD_OK)
+    settings.FRAUD_HISTORY_CACHE_SECONDS = 60
+    facts = fraud.gather_facts(again)
+    with django_assert_num_queries(1):  # the store's history comes from the cache after the first read
+        fraud.gather_facts(again)
+    assert (facts.distinct_cards_for_email, facts.cards_limit) == (2, 1)
+    assert facts.prior_orders_for_email == 1
+    two = create_order(store, (product, 1), email="two@example.com", card=CARD_OK)
+    store.settings = {"fraud_cards_per_email_limit": 5}
+    store.save()
+    create_order(store, (product, 1), email="two@example.com", card=CARD_OK)
+    assert fraud.gather_facts(two).distinct_cards_for_email == 1
 
 
 def test_a_first_order_far_above_the_store_average(store, product):
