@@ -1,7 +1,8 @@
 """HTTP layer: routing, JSON in/out and per-request logging around a :class:`Bank`.
 
 Uses ``ThreadingHTTPServer`` with daemon threads so a slow card or injected latency
-holds only its own connection, and shutdown never waits for a sleeping request.
+holds only its own connection, and shutdown never waits for a sleeping request. HTTP/1.1 with
+keep-alive: a client's connection carries call after call (one thread per connection).
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class GatewayHandler(BaseHTTPRequestHandler):
     server: GatewayServer
     server_version = "MockGateway/1.0"
     sys_version = ""
+    # Keep-alive, as a real gateway's HTTPS endpoint: a client's pooled connection carries call
+    # after call (every reply has a Content-Length) instead of a new connection, and a new server
+    # thread, per charge.
+    protocol_version = "HTTP/1.1"
 
     raw_body: bytes = b""
     log_note: str = ""

@@ -205,6 +205,37 @@ def test_banner_health_and_default_control(gw: Gateway) -> None:
 
 
 @integration
+def test_one_connection_carries_call_after_call(gw: Gateway) -> None:
+    """HTTP/1.1 keep-alive, as a real gateway: a client's pooled connection is reused, even after
+    an error reply and a refusal, instead of a new connection (and server thread) per charge."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(gw.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        conn.request("GET", "/health")
+        first = conn.getresponse()
+        assert (first.status, first.version, json.loads(first.read())) == (200, 11, {"status": "ok"})
+        local = conn.sock.getsockname()
+        body = json.dumps({"amount": "1.00", "currency": "EUR", "card_number": OK}).encode()
+        for key in ("keepalive-1", "keepalive-1", "keepalive-2"):
+            conn.request(
+                "POST", "/v1/charges", body, {"Idempotency-Key": key, "Content-Type": "application/json"}
+            )
+            answer = conn.getresponse()
+            assert answer.status in (200, 201) and json.loads(answer.read())["status"] == "succeeded"
+        conn.request("POST", "/v1/charges", b"{", {"Idempotency-Key": "keepalive-3"})
+        bad = conn.getresponse()
+        assert bad.status == 400 and json.loads(bad.read())["error"]["code"] == "invalid_request"
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        assert conn.sock.getsockname() == local, "the same connection all along"
+    finally:
+        conn.close()
+
+
+@integration
 def test_env_port_cli_seed_and_clean_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     gateway = _start_gateway(tmp_path / "gw.log", ["--seed", "7"], {"MOCK_GATEWAY_PORT": str(port)}, port)
