@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orderflow.core.errors import InvalidTransition, NotFound, ValidationFailed
-from orderflow.core.events import emit
+from orderflow.core.events import atomic_with_events, emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import services as order_services
@@ -130,7 +130,7 @@ def _validate_pick_lines(current: list[FulfillmentLine], lines: list[dict[str, A
     return wanted
 
 
-@transaction.atomic
+@atomic_with_events()
 def pick(
     *, store: Store, fulfillment: Fulfillment, lines: list[dict[str, Any]] | None = None, actor: str
 ) -> Fulfillment:
@@ -180,7 +180,7 @@ def pick(
 # -------------------------------------------------------------------------------------- pack
 
 
-@transaction.atomic
+@atomic_with_events()
 def pack(
     *, store: Store, fulfillment: Fulfillment, packages: int, weight_grams: int, actor: str
 ) -> Fulfillment:
@@ -218,7 +218,7 @@ def pack(
 # ------------------------------------------------------------------------------------- ready
 
 
-@transaction.atomic
+@atomic_with_events()
 def mark_ready(*, store: Store, fulfillment: Fulfillment, actor: str) -> Fulfillment:
     """packed → ready_to_ship; the order follows to `ready_to_ship`."""
     order, fresh = _lock(store, fulfillment)
@@ -241,7 +241,7 @@ def default_carrier() -> str:
     return getattr(settings, "FULFILLMENT_DEFAULT_CARRIER", "") or next(iter(settings.CARRIER_SECRETS))
 
 
-@transaction.atomic
+@atomic_with_events()
 def ship(*, store: Store, fulfillment: Fulfillment, carrier: str, actor: str) -> Shipment:
     """ready_to_ship → shipped: buy the label (a Shipment with a tracking number and an estimated
     delivery date, `shipment.label_created`) and move the order to `shipped`."""

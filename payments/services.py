@@ -24,8 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fraud import services as fraud_services
-from orderflow.core import events, vault
-from orderflow.core.events import emit
+from orderflow.core import vault
+from orderflow.core.events import atomic_with_events, emit
 from orderflow.core.statemachine import transition
 from orderflow.core.tenancy import Store
 from orders import selectors as order_selectors
@@ -95,7 +95,7 @@ def screen_and_start_charge(
     the attempt begun (None: not begun)."""
     started = None
     try:
-        with transaction.atomic(), events.batched():
+        with atomic_with_events():
             order = _screen_and_open(store, order_id)
             payment = opened_payment(order)
             if payment is not None:
@@ -608,7 +608,7 @@ def _succeed(payment: Payment, charge: gateway.Charge, attempt: PaymentAttempt) 
     """Record the charge: its attempt, the payment, and the order paid (stock committed, pick list
     opened), in one transaction — one commit for the whole outcome."""
     now = timezone.now()
-    with transaction.atomic(), events.batched():
+    with atomic_with_events():
         fresh, order = _locked(payment)
         _finish_attempt(attempt, PaymentAttempt.Outcome.SUCCEEDED, charge.call, charge_id=charge.id)
         if fresh.status != PS.PROCESSING:

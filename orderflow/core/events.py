@@ -377,50 +377,82 @@ def write_event(
         actor=actor,
         trace_context=trace_capture() if trace_capture is not None else None,
     )
-    pending = _PENDING.get()
-    if pending is None:
+    batch = _PENDING.get()
+    if batch is None:
         event.save(force_insert=True)
-    else:
-        pending.append(event)  # INSERTed with the rest of its batch (see `batched`)
+    elif batch.depth == _savepoints():
+        batch.events.append(event)  # INSERTed with the rest of its batch (see `batched`)
+    else:  # inside a savepoint opened within the batch: written now, after what the batch holds
+        batch.flush()
+        event.save(force_insert=True)
     event.emitted_subject = subject  # for inline handlers: the emitter's (locked) instance, not stored
     for handler in inline_handlers_for(topic):
         handler.func(event)
     return event
 
 
-_PENDING: ContextVar[list[Event] | None] = ContextVar("orderflow_pending_events", default=None)
+@dataclass
+class _Batch:
+    events: list[Event]
+    depth: int  # the savepoints open when the batch began: an event inside a newer one is not held
+
+    def flush(self) -> None:
+        if self.events:
+            Event.all_stores.bulk_create(self.events)
+            self.events = []
+
+
+def _savepoints() -> int:
+    """Savepoints open on the connection (Django notes an atomic block without one as None)."""
+    return sum(1 for sid in connection.savepoint_ids if sid is not None)
+
+
+_PENDING: ContextVar[_Batch | None] = ContextVar("orderflow_pending_events", default=None)
 
 
 @contextmanager
 def batched() -> Iterator[None]:
-    """The events emitted in this block are INSERTed together, in one statement, as it ends —
-    still inside the caller's transaction, so they commit or roll back with the state they
-    describe, in the order they were emitted. For a transaction that emits several: a charge's
-    outcome emits five (payment, order paid, pick list, order fulfilling, stock), one round trip
-    instead of five. Use it inside `transaction.atomic()`; a nested block joins the outer one.
+    """Inside `transaction.atomic()`: the events emitted in this block are INSERTed together, in
+    one statement, as it ends — still in the caller's transaction, so they commit or roll back
+    with the state they describe, in the order they were emitted. For a transaction that emits
+    several: a charge's outcome emits five (payment, order paid, pick list, order fulfilling,
+    stock), one round trip instead of five. A nested block joins the outer one.
 
-    Until the block ends an event has no id (inline handlers still run at `emit()` and get the
-    instance). Whatever ends the block, what was emitted is written, as it would have been
-    unbatched: an exception the transaction survives (caught outside this block) keeps the
+    An event emitted inside a savepoint opened within the block (a nested `transaction.atomic()`)
+    is written at once, after what the block held so far (the ids keep the order emitted): if
+    that savepoint rolls back, the event goes with it, and so do the held ones written with it —
+    so inside a batched block, an exception out of a nested atomic block is not caught and gone
+    on from. Until the block ends a held event has no id (inline handlers still run at `emit()`
+    and get the instance). Whatever ends the block, what it held is written, as it would have
+    been unbatched: an exception the transaction survives (caught outside this block) keeps the
     events of the work done before it; one that aborts the transaction loses them with that work."""
     if _PENDING.get() is not None:
         yield
         return
-    pending: list[Event] = []
-    token = _PENDING.set(pending)
+    if not connection.in_atomic_block:
+        raise RuntimeError("events.batched() belongs inside transaction.atomic()")
+    batch = _Batch(events=[], depth=_savepoints())
+    token = _PENDING.set(batch)
     try:
         yield
     except BaseException:
         _PENDING.reset(token)
-        if pending and not connection.needs_rollback:
+        if batch.events and not connection.needs_rollback:
             try:
-                Event.all_stores.bulk_create(pending)
+                batch.flush()
             except Exception:  # the transaction is aborted: the original error is the one to see
                 log.debug("events of a failed block not written", exc_info=True)
         raise
     _PENDING.reset(token)
-    if pending:
-        Event.all_stores.bulk_create(pending)
+    batch.flush()
+
+
+@contextmanager
+def atomic_with_events() -> Iterator[None]:
+    """`transaction.atomic()` whose events are written in one INSERT as it ends (`batched`): for a
+    service's transaction that emits several. A decorator too."""
+    with transaction.atomic(), batched():
+        yield
 
 
 def send_to_handlers(event: Event) -> None:

@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from orderflow.core.events import Event, batched, on_event, write_event
+from orderflow.core.events import Event, atomic_with_events, batched, on_event, write_event
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +84,46 @@ def test_without_a_block_each_event_is_written_at_once(store):
     with transaction.atomic():
         event = write_event("test.batched.a", store=store)
         assert event.pk is not None
+
+
+def test_an_event_inside_a_savepoint_is_written_at_once_after_what_the_block_held(store):
+    with transaction.atomic(), batched():
+        held = write_event("test.batched.a", store=store)
+        with transaction.atomic():  # a savepoint: its events go (and roll back) with it
+            inner = write_event("test.batched.b", store=store)
+            assert inner.pk is not None and held.pk is not None and held.pk < inner.pk
+        write_event("test.batched.c", store=store)
+        with transaction.atomic(savepoint=False):  # no savepoint: still held
+            last = write_event("test.batched.d", store=store)
+            assert last.pk is None
+    assert _topics(store) == ["test.batched.a", "test.batched.b", "test.batched.c", "test.batched.d"]
+
+
+def test_a_savepoint_that_rolls_back_takes_its_events_with_it(store):
+    with transaction.atomic(), batched():
+        with pytest.raises(ValueError):
+            with transaction.atomic():
+                write_event("test.batched.undone", store=store)
+                raise ValueError("the savepoint rolls back")
+        write_event("test.batched.kept", store=store)
+    assert _topics(store) == ["test.batched.kept"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_block_outside_a_transaction_is_refused(store):
+    with pytest.raises(RuntimeError, match="inside transaction.atomic"):
+        with batched():
+            pass
+
+
+@atomic_with_events()
+def _emit_three(store):
+    for name in ("a", "b", "c"):
+        write_event(f"test.batched.{name}", store=store)
+
+
+def test_atomic_with_events_is_a_transaction_and_a_batch(store):
+    with CaptureQueriesContext(connection) as sql:
+        _emit_three(store)
+    assert _event_inserts(sql.captured_queries) == 1
+    assert _topics(store) == ["test.batched.a", "test.batched.b", "test.batched.c"]

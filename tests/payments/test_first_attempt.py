@@ -46,7 +46,7 @@ def test_screening_and_the_first_attempt_commit_together_then_the_charge_lands(s
     # two commits in all: the screening with the attempt, then the outcome
     statements = [q["sql"] for q in sql.captured_queries]
     assert statements.count("COMMIT") == 2
-    # each writes its events in one INSERT (core.events.batched): three, then five
+    # each writes its events in one INSERT (core.events.atomic_with_events): three, then five
     assert sum(s.startswith('INSERT INTO "core_event"') for s in statements) == 2
     emitted = list(Event.all_stores.filter(order_id=order.pk).order_by("id").values_list("topic", flat=True))
     assert emitted[-8:] == [
