@@ -241,7 +241,7 @@ def default_carrier() -> str:
     return getattr(settings, "FULFILLMENT_DEFAULT_CARRIER", "") or next(iter(settings.CARRIER_SECRETS))
 
 
-@atomic_with_events()
+@transaction.atomic  # its label is a savepoint of its own: held events would be flushed there
 def ship(*, store: Store, fulfillment: Fulfillment, carrier: str, actor: str) -> Shipment:
     """ready_to_ship → shipped: buy the label (a Shipment with a tracking number and an estimated
     delivery date, `shipment.label_created`) and move the order to `shipped`."""
