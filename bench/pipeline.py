@@ -1,7 +1,8 @@
 """Pipeline: N orders end to end through the Celery workers, against a chain of the same number of
 no-op tasks per order through the same broker and workers.
 
-For 1 and 2 worker processes (prefork `-c`): the worker is stopped, N orders are accepted over
+For 1, 2 and 4 worker processes (prefork `-c`; 4 is deploy/run-role's default on 2 cores, two per
+core): the worker is stopped, N orders are accepted over
 HTTP (their `order.created` messages wait in Redis), the worker starts and the clock runs from its
 `worker_ready` until every order is `ready_to_ship` and until every order is `shipped` (the
 autopilot's last step; the carrier simulator is off, so that is where a journey ends here). Gateway
@@ -13,7 +14,7 @@ Then, same broker, same worker, same `-c`: N chains of K `bench.noop` tasks (eac
 next, like a handler enqueueing its step), enqueued while the worker is stopped, timed from
 `worker_ready` until the last chain ends. RATIO = pipeline orders/s ÷ no-op chains/s.
 
-    .venv/bin/python bench/pipeline.py [--quick] [--orders 2000] [--procs 1 2]
+    .venv/bin/python bench/pipeline.py [--quick] [--orders 2000] [--procs 1 2 4]
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from bench.stack import Stack
 REACHED_RTS = ["ready_to_ship", "shipped", "delivered"]
 NEVER_PAID = ["payment_failed", "rejected", "cancelled", "expired"]
 QUEUES = ["default", "orders", "payments", "fulfillment"]
+# Worker processes (prefork -c) measured: one, one per core, and two per core (deploy/run-role's
+# default). A charge waits on PostgreSQL, the gateway and Redis about half its time, so at one per
+# core the cores sit partly idle.
+PROCS = [1, 2, 4]
 
 
 def _orders(stack: Stack, base_number: int):
@@ -305,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--orders", type=int, default=None, help="N (default 2000; 300 with --quick)")
-    parser.add_argument("--procs", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--procs", type=int, nargs="*", default=PROCS)
     parser.add_argument("--profile", action="store_true", help="py-spy the worker (15 s of the -c 1 run)")
 
 

@@ -108,6 +108,13 @@ def install_secrets(env: dict) -> bool:
     return "DJANGO_SUPERUSER_PASSWORD" in missing
 
 
+def default_worker_concurrency(env: dict) -> None:
+    """Embedded SQLite takes one writer at a time, so more worker processes would only queue for its
+    lock: two there. On PostgreSQL deploy/run-role's default applies (two per core)."""
+    if not env.get("DATABASE_URL"):
+        env.setdefault("WORKER_CONCURRENCY", "2")
+
+
 def manage(*args: str, env: dict, capture: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
                           capture_output=capture)  # fmt: skip
@@ -142,7 +149,7 @@ def main() -> int:
     )  # fmt: skip
     env.setdefault("GATEWAY_PORT", "8001")
     env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['GATEWAY_PORT']}")
-    env.setdefault("WORKER_CONCURRENCY", "2")
+    default_worker_concurrency(env)
     # Plain http on localhost: no HTTPS redirect, no secure-only cookies, no HSTS.
     for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
         env.setdefault(name, "0")
