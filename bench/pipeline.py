@@ -1,8 +1,8 @@
 """Pipeline: N orders end to end through the Celery workers, against a chain of the same number of
 no-op tasks per order through the same broker and workers.
 
-For 1, 2 and 4 worker processes (prefork `-c`; 4 is deploy/run-role's default on 2 cores, two per
-core): the worker is stopped, N orders are accepted over
+For 1 worker process, one per core and two per core (prefork `-c`; two per core is deploy/run-role's
+default; 1, 2 and 4 on 2 cores): the worker is stopped, N orders are accepted over
 HTTP (their `order.created` messages wait in Redis), the worker starts and the clock runs from its
 `worker_ready` until every order is `ready_to_ship` and until every order is `shipped` (the
 autopilot's last step; the carrier simulator is off, so that is where a journey ends here). Gateway
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ QUEUES = ["default", "orders", "payments", "fulfillment"]
 # Worker processes (prefork -c) measured: one, one per core, and two per core (deploy/run-role's
 # default). A charge waits on PostgreSQL, the gateway and Redis about half its time, so at one per
 # core the cores sit partly idle.
-PROCS = [1, 2, 4]
+_CORES = len(os.sched_getaffinity(0))
+PROCS = list(dict.fromkeys([1, _CORES, 2 * _CORES]))
 
 
 def _orders(stack: Stack, base_number: int):

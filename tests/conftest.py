@@ -39,6 +39,16 @@ def wait_until(predicate, timeout: float = 30.0, every: float = 0.1, message: st
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
+def load_run_stack():
+    """scripts/run_stack.py (`make run`'s launcher) as a module: it is a script, not a package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_stack", ROOT / "scripts" / "run_stack.py")
+    run_stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_stack)
+    return run_stack
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,13 +2,13 @@
 the settings has its worker in deploy/Procfile, there is one beat, and every process `make run`
 starts but the mock gateway (our test bank, no production role) goes through deploy/run-role."""
 
-import importlib.util
 import os
 import subprocess
 
 from django.conf import settings
 
 from tests.cluster.harness import DEPLOY, ROOT, procfile
+from tests.conftest import load_run_stack
 
 RUN_ROLE = "deploy/run-role "
 
@@ -67,9 +67,7 @@ def test_a_worker_runs_two_processes_per_core_unless_told(tmp_path):
 
 
 def test_make_run_keeps_two_worker_processes_on_embedded_sqlite_only():
-    spec = importlib.util.spec_from_file_location("run_stack", ROOT / "scripts" / "run_stack.py")
-    run_stack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_stack)
+    run_stack = load_run_stack()
     sqlite, postgres, told = {}, {"DATABASE_URL": "postgres://db/orderflow"}, {"WORKER_CONCURRENCY": "5"}
     for env in (sqlite, postgres, told):
         run_stack.default_worker_concurrency(env)

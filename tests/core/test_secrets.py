@@ -15,7 +15,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from orderflow.core import secrets
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_run_stack
 
 NAMES = ["SECRET_KEY", "API_KEY_PEPPER", "CARRIER_SECRETS", "CARD_VAULT_KEY", "IDEMPOTENCY_FINGERPRINT_KEY"]
 
@@ -181,11 +181,7 @@ def test_check_deploy_is_clean_with_the_documented_production_settings():
 
 
 def test_make_run_makes_its_secrets_once_privately_and_reuses_them(tmp_path, monkeypatch):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_stack", ROOT / "scripts" / "run_stack.py")
-    run_stack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_stack)
+    run_stack = load_run_stack()
     monkeypatch.setattr(run_stack, "SECRETS_FILE", tmp_path / "secrets.env")
     monkeypatch.setattr(run_stack, "ROOT", tmp_path)  # no .env there
 
