@@ -150,6 +150,8 @@ if DATABASE_URL:
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
         }  # Django passes the pool a connection check: one the server dropped is replaced
+        # ...and on the first dead one, every idle one is tested at once (a restart drops them all)
+        DATABASES["default"]["ENGINE"] = "orderflow.postgresql"
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {

@@ -271,7 +271,7 @@ def test_postgres_connections_dropped_during_ingest_never_leave_a_half_written_o
     make_product(shop.store, "TEE", price="9.99", stock=1000)
     make_product(shop.store, "MUG", price="4.50", stock=1000)
     rel.start_worker()
-    orders = {f"pg-{uuid.uuid4()}": order_body(("TEE", 1), ("MUG", 2)) for _ in range(150)}
+    orders = {f"pg-{uuid.uuid4()}": order_body(("TEE", 1), ("MUG", 2)) for _ in range(300)}
 
     stop, kills = threading.Event(), []
 
@@ -279,7 +279,7 @@ def test_postgres_connections_dropped_during_ingest_never_leave_a_half_written_o
         try:
             while not stop.is_set():
                 kills.append(terminate_web_backends(rel.db_name))
-                time.sleep(1.0)
+                time.sleep(0.2)
         finally:
             connection.close()
 
