@@ -6,6 +6,7 @@ redis://...): what CI tests and what the README documents for scaling out.
 """
 
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,8 +193,6 @@ CACHES = {
     }
 }
 
-# Seconds a channel-layer Redis read may take; longer than the layer's blocking receive (below).
-CHANNEL_LAYER_READ_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -201,14 +200,23 @@ CHANNEL_LAYERS = {
             "hosts": [
                 {
                     "address": REDIS_URL,
-                    # The layer waits for a socket's next message with a blocking BZPOPMIN of
-                    # channels_redis's `RedisChannelLayer.brpop_timeout` (5 s). redis-py 8 reads
-                    # every reply with a 5 s socket timeout by default, so an idle socket's wait
-                    # raced it and lost: `Timeout reading from …` in the log and the page
-                    # reconnecting every few seconds. The read timeout must outlast the block.
-                    "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT,
+                    # No redis-py read/write timeout on the layer's connections. A socket waits for
+                    # its next message with a blocking BZPOPMIN of channels_redis's
+                    # `brpop_timeout` (5 s): redis-py 8's default 5 s read timeout raced it (the
+                    # page reconnecting every few seconds). And with any socket timeout redis-py
+                    # sends each command through `asyncio.wait_for`, which on Python 3.11 loses a
+                    # cancel that lands as the write completes: a closed socket's receive, cancelled
+                    # by its consumer, went on to the next BZPOPMIN and looped for ever (one in ~25
+                    # closes; tests/dashboard/test_layer_cancel.py). A dead peer is found by TCP
+                    # keepalive instead (about 25 s: 10 s idle, then 3 probes 5 s apart).
+                    "socket_timeout": None,
                     "socket_connect_timeout": 5,
                     "socket_keepalive": True,
+                    "socket_keepalive_options": {
+                        socket.TCP_KEEPIDLE: 10,
+                        socket.TCP_KEEPINTVL: 5,
+                        socket.TCP_KEEPCNT: 3,
+                    },
                 }
             ],
             "prefix": "of-ch",
