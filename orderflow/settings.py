@@ -212,10 +212,11 @@ CHANNEL_LAYERS = {
                     "socket_timeout": None,
                     "socket_connect_timeout": 5,
                     "socket_keepalive": True,
+                    # (the options this platform has: all three on Linux)
                     "socket_keepalive_options": {
-                        socket.TCP_KEEPIDLE: 10,
-                        socket.TCP_KEEPINTVL: 5,
-                        socket.TCP_KEEPCNT: 3,
+                        option: value
+                        for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+                        if (option := getattr(socket, name, None)) is not None
                     },
                 }
             ],

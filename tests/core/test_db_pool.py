@@ -5,7 +5,10 @@ timeout at 3 s: Django's stock backend checks the dead connections one per turn 
 backoff (0, 1, 2 s …) and gives up; ours (orderflow.postgresql) tests every idle one on the first
 failure, and the query gets a fresh connection."""
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from django.db import OperationalError, connection
@@ -101,10 +104,6 @@ def test_the_stock_backend_stalls_on_the_same_drop(wrappers):
 
 def test_settings_select_it_when_the_pool_is_on():
     """settings.py: DB_POOL_MAX_SIZE turns the pool on, and with it this backend."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
 
     code = (
