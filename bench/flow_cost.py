@@ -12,7 +12,18 @@ every message sent on the way, whatever its task. Run for 1, 5 and 20 lines, aft
 is not counted (the process's first dispatch also publishes what the seed left in the outbox): the
 cost must not grow with the line count.
 
-    .venv/bin/python bench/flow_cost.py [--lines 1 5 20]
+Then, with `--cpu N`, what those statements cost (`statement_cpu`): N orders of 3 lines are placed,
+the database is vacuumed and analysed (as autovacuum keeps it: without statistics the ledger
+reads scanned the store's whole ledger), their events published, and each order's message run
+here, as above: for half of them the whole task's CPU, this process's and PostgreSQL's backend's;
+for the other half, per statement of the task, in its order: the CPU this process spent since the
+statement before (building it, reading the last one's rows, the code between: the gateway call
+sits before the second transaction's first statement) and the CPU PostgreSQL's backend spent
+running it (its /proc schedstat, so only where PostgreSQL runs on this machine, as the bench's
+does). Means over the N orders. A figure per statement, where orders/s on a shared box move by a
+quarter between runs.
+
+    .venv/bin/python bench/flow_cost.py [--lines 1 5 20] [--cpu 200]
 """
 
 from __future__ import annotations
@@ -156,6 +167,120 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
         before_task_publish.disconnect(record)
 
 
+def _order_body(i: int, lines: int, rng: random.Random) -> dict[str, Any]:
+    from bench.data import sku
+    from bench.loadgen import card_number
+
+    return {
+        "customer": {"email": f"cpu{i}-{time.time_ns()}@example.com", "name": "Flow Cost"},
+        "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
+                             "country": "US"},
+        "items": [{"sku": sku(j), "quantity": 1} for j in rng.sample(range(1, common.N_PRODUCTS + 1), lines)],
+        "payment": {"card_number": card_number(i, rng), "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    }  # fmt: skip
+
+
+def _backend_cpu_reader():
+    """CPU seconds PostgreSQL's backend for this process's connection has run so far (None when
+    its /proc entry cannot be read: a server on another machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        path = Path(f"/proc/{cur.fetchone()[0]}/schedstat")
+
+    def read() -> float:
+        return int(path.read_text().split()[0]) / 1e9
+
+    try:
+        read()
+    except OSError:
+        return None
+    return read
+
+
+def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str, Any]:
+    """CPU per statement of the accepted-to-paid task, this process's and PostgreSQL's (module
+    docstring). Orders placed through the API; their messages run here one after the other."""
+    from celery import current_app
+    from celery.signals import before_task_publish
+    from django.db import connection
+    from django.test import Client
+
+    from orderflow.core.outbox import dispatch_pending
+
+    sent: list[tuple[str, tuple, dict]] = []
+
+    def record(sender=None, body=None, headers=None, **kw):
+        sent.append((headers["task"], tuple(body[0]), dict(body[1])))
+
+    client, rng = Client(), random.Random(7)
+    for i in range(orders):
+        response = client.post(
+            "/api/v1/orders",
+            data=_order_body(i, lines, rng),
+            content_type="application/json",
+            headers={"X-Store-ID": data["store"], "Authorization": f"Bearer {data['key']}",
+                     "Idempotency-Key": f"flow-cpu-{i}-{time.time_ns()}"},
+        )  # fmt: skip
+        assert response.status_code == 202, response.content
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    before_task_publish.connect(record, weak=False)
+    try:
+        dispatch_pending()
+    finally:
+        before_task_publish.disconnect(record)
+    tasks = [m for m in sent if not m[0].startswith("dashboard.")]
+    backend = _backend_cpu_reader()
+    per: dict[int, list] = collections.defaultdict(list)
+    state = {"last": 0.0, "i": 0}
+
+    def measure_statement(execute, sql, params, many, context):
+        built = time.process_time()
+        pg = backend() if backend else 0.0
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            pg = (backend() - pg) if backend else 0.0
+            per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg))
+            state["i"] += 1
+            state["last"] = time.process_time()
+
+    def run_task(name: str, task_args: tuple, task_kwargs: dict) -> tuple[float, float]:
+        state["i"] = 0
+        cpu0, pg0 = time.process_time(), backend() if backend else 0.0
+        state["last"] = cpu0
+        current_app.tasks[name].apply(args=task_args, kwargs=task_kwargs)
+        return time.process_time() - cpu0, (backend() - pg0) if backend else 0.0
+
+    # the first half for the whole task's CPU, the second half statement by statement (the
+    # instrument's own reads of /proc would otherwise count in the first figure)
+    half = len(tasks) // 2
+    whole = [run_task(*t) for t in tasks[:half]]
+    with connection.execute_wrapper(measure_statement):
+        for t in tasks[half:]:
+            run_task(*t)
+    n = len(whole) or 1
+    rows = [
+        {
+            "n": len(v),
+            "sql": v[0][0],
+            "python_ms": round(1000 * sum(x[1] for x in v) / len(v), 3),
+            "postgres_ms": round(1000 * sum(x[2] for x in v) / len(v), 3) if backend else None,
+        }
+        for _i, v in sorted(per.items())
+    ]
+    return {
+        "orders": len(tasks),
+        "lines": lines,
+        "tasks": sorted({t[0] for t in tasks}),
+        "python_ms_per_order": round(1000 * sum(w[0] for w in whole) / n, 2),
+        "postgres_ms_per_order": round(1000 * sum(w[1] for w in whole) / n, 2) if backend else None,
+        "statements": rows,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Fresh bench database; the figures for each line count (also `make bench`'s flow_cost)."""
     common.reset_database()
@@ -177,6 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # seed left in the outbox and fills the publish filters' caches (4 statements once)
             measure(1, data)
             results = [measure(n, data) for n in args.lines]
+            cpu = statement_cpu(args.cpu, data) if getattr(args, "cpu", 0) else None
     finally:
         gateway.terminate()
         gateway.wait(10)
@@ -186,12 +312,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for r in results:
         say(f"{r['lines']:>5} {r['messages']:>8} {r['statements']:>5}  {r['messages_by_task']}")
         say(f"{'':>20}  {r['statements_by_step']}")
-    return {"by_lines": results}
+    if cpu is None:
+        return {"by_lines": results}
+    say(f"CPU of the accepted-to-paid task, {cpu['orders']} orders of {cpu['lines']} lines, mean per order "
+        f"(half of them; the other half statement by statement): this process "
+        f"{cpu['python_ms_per_order']} ms, PostgreSQL {cpu['postgres_ms_per_order']} ms")  # fmt: skip
+    say(f"{'#':>3} {'python ms':>9} {'pg ms':>6}  statement (python: since the statement before)")
+    for i, r in enumerate(cpu["statements"]):
+        say(f"{i:>3} {r['python_ms']:>9.3f} {r['postgres_ms'] or 0:>6.3f}  {r['sql'][:70]}")
+    return {"by_lines": results, "cpu": cpu}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--cpu", type=int, default=0, help="N orders for the CPU per statement (0: off)")
     common.save_json("flow_cost", run(parser.parse_args()))
     return 0
 

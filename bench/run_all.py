@@ -81,6 +81,24 @@ def flow_cost_line(results: dict[str, Any]) -> str | None:
     )
 
 
+def statement_cpu_lines(results: dict[str, Any]) -> list[str]:
+    """bench/flow_cost.py --cpu: what each statement of the accepted-to-paid task costs, this
+    process's CPU (building it and what runs before it) and PostgreSQL's (running it)."""
+    fc = results.get("flow_cost")
+    cpu = fc.get("cpu") if isinstance(fc, dict) else None
+    if not cpu:
+        return []
+    pg = cpu["postgres_ms_per_order"]
+    out = ["", f"CPU of the accepted-to-paid task, in process (bench/flow_cost.py --cpu, {cpu['orders']} orders of "
+           f"{cpu['lines']} lines; mean per order): the worker's {cpu['python_ms_per_order']} ms, PostgreSQL's "
+           f"{pg if pg is not None else '-'} ms. Per statement (the worker's: since the statement before):", "",
+           "| # | worker ms | PostgreSQL ms | statement |", "|---|---|---|---|"]  # fmt: skip
+    for i, r in enumerate(cpu["statements"]):
+        pgms = f"{r['postgres_ms']:.2f}" if r["postgres_ms"] is not None else "-"
+        out.append(f"| {i} | {r['python_ms']:.2f} | {pgms} | `{r['sql'][:60]}…` |")
+    return out
+
+
 def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Namespace, elapsed: float) -> str:
     today = dt.date.today().isoformat()
     lines = [f"# Benchmarks — {today}{' (quick mode)' if args.quick else ''}", ""]
@@ -168,6 +186,7 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: argparse.Name
         fcl = flow_cost_line(results)
         if fcl:
             lines += ["", f"Accepted to paid, per order (bench/flow_cost.py): {fcl}."]
+        lines += statement_cpu_lines(results)
         first = next(iter(pl["by_procs"].values()))["pipeline"]
         lines += ["", f"Tasks per order by name: {first['tasks_by_name_per_order']}.  ",
                   f"Registry: {first['registry']['events_per_order']} events per order, "
@@ -394,7 +413,7 @@ def main() -> int:
                     argparse.Namespace(quick=args.quick, orders=None, hosts=[1, 2, 4])
                 )
             elif name == "flow_cost":
-                results[name] = flow_cost.run(argparse.Namespace(lines=[1, 5, 20]))
+                results[name] = flow_cost.run(argparse.Namespace(lines=[1, 5, 20], cpu=200))
             elif name == "live_push":
                 ns = argparse.Namespace(quick=args.quick, clients=200, rate=args.live_rate, seconds=None)
                 results[name] = live_push.run(ns)
