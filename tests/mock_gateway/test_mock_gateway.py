@@ -235,6 +235,37 @@ def test_one_connection_carries_call_after_call(gw: Gateway) -> None:
         conn.close()
 
 
+def test_replies_go_out_without_waiting_for_the_clients_ack() -> None:
+    """The server's connections run with TCP_NODELAY: a reply is written in two parts (headers,
+    then body), and with Nagle's algorithm the body waited for the client's delayed ACK of the
+    headers — up to 40 ms on one charge in five at a configured latency of 0."""
+    import http.client
+
+    from mock_gateway.server import make_server
+
+    server = make_server("127.0.0.1", 0, Bank())
+    accepted: list[socket.socket] = []
+    serve = server.process_request
+
+    def keep(request: socket.socket, address: Any) -> None:
+        accepted.append(request)
+        serve(request, address)
+
+    server.process_request = keep  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    try:
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        assert len(accepted) == 1
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        conn.close()
+        server.shutdown()
+        server.server_close()
+
+
 @integration
 def test_env_port_cli_seed_and_clean_sigterm(tmp_path: Path) -> None:
     port = _free_port()
