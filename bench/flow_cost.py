@@ -88,35 +88,14 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
 
     before_task_publish.connect(record, weak=False)
     try:
-        body = {
-            "customer": {"email": f"flow{lines}@example.com", "name": "Flow Cost"},
-            "shipping_address": {
-                "line1": "1 Main St",
-                "city": "Springfield",
-                "postal_code": "12345",
-                "country": "US",
-            },  # fmt: skip
-            "items": [{"sku": sku(i), "quantity": 1} for i in range(1, lines + 1)],
-            "payment": {
-                "card_number": card_number(lines, random.Random(lines)),
-                "exp_month": 12,
-                "exp_year": 2030,
-                "cvc": "123",
-            },  # fmt: skip
-        }
-        client = Client()
-        response = client.post(
-            "/api/v1/orders",
-            data=body,
-            content_type="application/json",
-            headers={
-                "X-Store-ID": data["store"],
-                "Authorization": f"Bearer {data['key']}",
-                "Idempotency-Key": f"flow-cost-{lines}-{time.time_ns()}",
-            },  # fmt: skip
+        order_id = place_order(
+            Client(),
+            data,
+            email=f"flow{lines}@example.com",
+            skus=[sku(i) for i in range(1, lines + 1)],
+            card=card_number(lines, random.Random(lines)),
+            key=f"flow-cost-{lines}-{time.time_ns()}",
         )
-        assert response.status_code == 202, response.content
-        order_id = response.json()["id"]
         sent.clear()
         messages: list[tuple[str, float]] = []
         statements = 0
@@ -167,22 +146,32 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
         before_task_publish.disconnect(record)
 
 
-def _order_body(i: int, lines: int, rng: random.Random) -> dict[str, Any]:
-    from bench.data import sku
-    from bench.loadgen import card_number
-
-    return {
-        "customer": {"email": f"cpu{i}-{time.time_ns()}@example.com", "name": "Flow Cost"},
+def place_order(client, data: dict[str, Any], *, email: str, skus: list[str], card: str, key: str) -> str:
+    """One order of these SKUs (one unit each) through the API; its id (asserts the 202)."""
+    body = {
+        "customer": {"email": email, "name": "Flow Cost"},
         "shipping_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
                              "country": "US"},
-        "items": [{"sku": sku(j), "quantity": 1} for j in rng.sample(range(1, common.N_PRODUCTS + 1), lines)],
-        "payment": {"card_number": card_number(i, rng), "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        "items": [{"sku": s, "quantity": 1} for s in skus],
+        "payment": {"card_number": card, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
     }  # fmt: skip
+    response = client.post(
+        "/api/v1/orders",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Store-ID": data["store"],
+            "Authorization": f"Bearer {data['key']}",
+            "Idempotency-Key": key,
+        },
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
 
 
 def _backend_cpu_reader():
-    """CPU seconds PostgreSQL's backend for this process's connection has run so far (None when
-    its /proc entry cannot be read: a server on another machine)."""
+    """A reader of the CPU seconds PostgreSQL's backend for this process's connection has run so
+    far, and whether it can be read (not for a server on another machine: then it reads 0)."""
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -195,8 +184,8 @@ def _backend_cpu_reader():
     try:
         read()
     except OSError:
-        return None
-    return read
+        return (lambda: 0.0), False
+    return read, True
 
 
 def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str, Any]:
@@ -207,6 +196,8 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     from django.db import connection
     from django.test import Client
 
+    from bench.data import sku
+    from bench.loadgen import card_number
     from orderflow.core.outbox import dispatch_pending
 
     sent: list[tuple[str, tuple, dict]] = []
@@ -216,14 +207,9 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
 
     client, rng = Client(), random.Random(7)
     for i in range(orders):
-        response = client.post(
-            "/api/v1/orders",
-            data=_order_body(i, lines, rng),
-            content_type="application/json",
-            headers={"X-Store-ID": data["store"], "Authorization": f"Bearer {data['key']}",
-                     "Idempotency-Key": f"flow-cpu-{i}-{time.time_ns()}"},
-        )  # fmt: skip
-        assert response.status_code == 202, response.content
+        skus = [sku(j) for j in rng.sample(range(1, common.N_PRODUCTS + 1), lines)]
+        place_order(client, data, email=f"cpu{i}-{time.time_ns()}@example.com", skus=skus,
+                    card=card_number(i, rng), key=f"flow-cpu-{i}-{time.time_ns()}")  # fmt: skip
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE")
     before_task_publish.connect(record, weak=False)
@@ -232,27 +218,27 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     finally:
         before_task_publish.disconnect(record)
     tasks = [m for m in sent if not m[0].startswith("dashboard.")]
-    backend = _backend_cpu_reader()
+    backend, have_backend = _backend_cpu_reader()
     per: dict[int, list] = collections.defaultdict(list)
     state = {"last": 0.0, "i": 0}
 
     def measure_statement(execute, sql, params, many, context):
         built = time.process_time()
-        pg = backend() if backend else 0.0
+        pg = backend()
         try:
             return execute(sql, params, many, context)
         finally:
-            pg = (backend() - pg) if backend else 0.0
+            pg = backend() - pg
             per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg))
             state["i"] += 1
             state["last"] = time.process_time()
 
     def run_task(name: str, task_args: tuple, task_kwargs: dict) -> tuple[float, float]:
         state["i"] = 0
-        cpu0, pg0 = time.process_time(), backend() if backend else 0.0
+        cpu0, pg0 = time.process_time(), backend()
         state["last"] = cpu0
         current_app.tasks[name].apply(args=task_args, kwargs=task_kwargs)
-        return time.process_time() - cpu0, (backend() - pg0) if backend else 0.0
+        return time.process_time() - cpu0, backend() - pg0
 
     # the first half for the whole task's CPU, the second half statement by statement (the
     # instrument's own reads of /proc would otherwise count in the first figure)
@@ -267,7 +253,7 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
             "n": len(v),
             "sql": v[0][0],
             "python_ms": round(1000 * sum(x[1] for x in v) / len(v), 3),
-            "postgres_ms": round(1000 * sum(x[2] for x in v) / len(v), 3) if backend else None,
+            "postgres_ms": round(1000 * sum(x[2] for x in v) / len(v), 3) if have_backend else None,
         }
         for _i, v in sorted(per.items())
     ]
@@ -276,7 +262,7 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
         "lines": lines,
         "tasks": sorted({t[0] for t in tasks}),
         "python_ms_per_order": round(1000 * sum(w[0] for w in whole) / n, 2),
-        "postgres_ms_per_order": round(1000 * sum(w[1] for w in whole) / n, 2) if backend else None,
+        "postgres_ms_per_order": round(1000 * sum(w[1] for w in whole) / n, 2) if have_backend else None,
         "statements": rows,
     }
 
