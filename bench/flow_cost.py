@@ -18,7 +18,9 @@ reads scanned the store's whole ledger), their events published, and each order'
 here, as above: for half of them the whole task's CPU, this process's and PostgreSQL's backend's;
 for the other half, per statement of the task, in its order: the CPU this process spent since the
 statement before (building it, reading the last one's rows, the code between: the gateway call
-sits before the second transaction's first statement) and the CPU PostgreSQL's backend spent
+sits before the second transaction's first statement), the CPU it spent inside the driver's call
+(psycopg adapting the parameters, sending, parsing the answer: what any way of writing the
+statement pays, where the time before it is mostly the ORM's) and the CPU PostgreSQL's backend spent
 running it (its /proc schedstat, so only where PostgreSQL runs on this machine, as the bench's
 does). Means over the N orders. A figure per statement, where orders/s on a shared box move by a
 quarter between runs.
@@ -223,13 +225,14 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     state = {"last": 0.0, "i": 0}
 
     def measure_statement(execute, sql, params, many, context):
-        built = time.process_time()
         pg = backend()
+        built = time.process_time()
         try:
             return execute(sql, params, many, context)
         finally:
+            sent = time.process_time()
             pg = backend() - pg
-            per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg))
+            per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg, sent - built))
             state["i"] += 1
             state["last"] = time.process_time()
 
@@ -253,6 +256,7 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
             "n": len(v),
             "sql": v[0][0],
             "python_ms": round(1000 * sum(x[1] for x in v) / len(v), 3),
+            "driver_ms": round(1000 * sum(x[3] for x in v) / len(v), 3),
             "postgres_ms": round(1000 * sum(x[2] for x in v) / len(v), 3) if have_backend else None,
         }
         for _i, v in sorted(per.items())
@@ -264,6 +268,11 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
         "python_ms_per_order": round(1000 * sum(w[0] for w in whole) / n, 2),
         "postgres_ms_per_order": round(1000 * sum(w[1] for w in whole) / n, 2) if have_backend else None,
         "statements": rows,
+        # of the worker's CPU per order: what the statements cost it outside the driver (the ORM
+        # building them and reading the rows before, the code between) and inside (psycopg
+        # adapting the parameters, sending, parsing the answer)
+        "python_outside_driver_ms": round(sum(r["python_ms"] for r in rows), 2),
+        "python_in_driver_ms": round(sum(r["driver_ms"] for r in rows), 2),
     }
 
 
@@ -303,9 +312,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"CPU of the accepted-to-paid task, {cpu['orders']} orders of {cpu['lines']} lines, mean per order "
         f"(half of them; the other half statement by statement): this process "
         f"{cpu['python_ms_per_order']} ms, PostgreSQL {cpu['postgres_ms_per_order']} ms")  # fmt: skip
-    say(f"{'#':>3} {'python ms':>9} {'pg ms':>6}  statement (python: since the statement before)")
+    say(f"{'#':>3} {'python ms':>9} {'driver':>6} {'pg ms':>6}  statement (python: since the one before)")
     for i, r in enumerate(cpu["statements"]):
-        say(f"{i:>3} {r['python_ms']:>9.3f} {r['postgres_ms'] or 0:>6.3f}  {r['sql'][:70]}")
+        pg = r["postgres_ms"] or 0
+        say(f"{i:>3} {r['python_ms']:>9.3f} {r['driver_ms']:>6.3f} {pg:>6.3f}  {r['sql'][:70]}")
+    say(f"statement by statement, this process per order: {cpu['python_outside_driver_ms']} ms outside the "
+        f"driver, {cpu['python_in_driver_ms']} ms inside it")  # fmt: skip
     return {"by_lines": results, "cpu": cpu}
 
 

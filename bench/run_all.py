@@ -91,11 +91,15 @@ def statement_cpu_lines(results: dict[str, Any]) -> list[str]:
     pg = cpu["postgres_ms_per_order"]
     out = ["", f"CPU of the accepted-to-paid task, in process (bench/flow_cost.py --cpu, {cpu['orders']} orders of "
            f"{cpu['lines']} lines; mean per order): the worker's {cpu['python_ms_per_order']} ms, PostgreSQL's "
-           f"{pg if pg is not None else '-'} ms. Per statement (the worker's: since the statement before):", "",
-           "| # | worker ms | PostgreSQL ms | statement |", "|---|---|---|---|"]  # fmt: skip
+           f"{pg if pg is not None else '-'} ms. Per statement (the worker's: since the statement before; "
+           "in the driver: inside psycopg's call):", "",
+           "| # | worker ms | in the driver ms | PostgreSQL ms | statement |", "|---|---|---|---|---|"]  # fmt: skip
     for i, r in enumerate(cpu["statements"]):
         pgms = f"{r['postgres_ms']:.2f}" if r["postgres_ms"] is not None else "-"
-        out.append(f"| {i} | {r['python_ms']:.2f} | {pgms} | `{r['sql'][:60]}…` |")
+        out.append(f"| {i} | {r['python_ms']:.2f} | {r['driver_ms']:.2f} | {pgms} | `{r['sql'][:60]}…` |")
+    out += ["", f"Statement by statement, the worker per order: {cpu['python_outside_driver_ms']} ms outside the "
+            f"driver (the ORM building statements and reading rows, the code between, the gateway call), "
+            f"{cpu['python_in_driver_ms']} ms inside it."]  # fmt: skip
     return out
 
 
