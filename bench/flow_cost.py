@@ -23,7 +23,8 @@ sits before the second transaction's first statement), the CPU it spent inside t
 statement pays, where the time before it is mostly the ORM's) and the CPU PostgreSQL's backend spent
 running it (its /proc schedstat, so only where PostgreSQL runs on this machine, as the bench's
 does). Means over the N orders. A figure per statement, where orders/s on a shared box move by a
-quarter between runs.
+quarter between runs. The whole-task half is also sampled by py-spy (when installed), for the
+worker's CPU by layer: the driver, the ORM outside it, the HTTP and Redis clients, the rest.
 
     .venv/bin/python bench/flow_cost.py [--lines 1 5 20] [--cpu 200]
 """
@@ -34,6 +35,7 @@ import argparse
 import collections
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +46,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
+from bench import common, profile
 from bench.common import say
 
 GATEWAY_PORT = 18791
@@ -246,7 +248,13 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     # the first half for the whole task's CPU, the second half statement by statement (the
     # instrument's own reads of /proc would otherwise count in the first figure)
     half = len(tasks) // 2
+    # py-spy pauses this process for each sample (paused, it spends no CPU) and leaves out the
+    # samples where it waits on a socket: the shares are of the CPU
+    spies = profile.record([os.getpid()], 600, "flow-cost", blocking=True)
     whole = [run_task(*t) for t in tasks[:half]]
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+    sampled = profile.collect(spies, "flow-cost", 0) if spies else {}
     with connection.execute_wrapper(measure_statement):
         for t in tasks[half:]:
             run_task(*t)
@@ -273,6 +281,8 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
         # adapting the parameters, sending, parsing the answer)
         "python_outside_driver_ms": round(sum(r["python_ms"] for r in rows), 2),
         "python_in_driver_ms": round(sum(r["driver_ms"] for r in rows), 2),
+        # the whole-task half sampled by py-spy (when installed): the worker's CPU by layer
+        "layers_pct": sampled.get("layers_pct"),
     }
 
 

@@ -48,7 +48,7 @@ WORKER_SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
     ("run_handler (event → handler, dedupe row)", ("run_handler_once (orderflow/core/events.py",)),
     ("  webhook fan-out handler", ("fan_out_to_webhooks (",)),
     ("  other alerts handlers", ("alerts/receivers.py",)),
-    ("fraud check", ("check_fraud (payments/services.py",)),
+    ("fraud check", ("screen (fraud/services.py",)),
     ("charge (payments)", ("attempt_charge (payments/services.py",)),
     ("  gateway HTTP call", ("create_charge (payments/gateway.py",)),
     (
@@ -56,14 +56,23 @@ WORKER_SUSPECTS: list[tuple[str, tuple[str, ...]]] = [
         ("start_fulfillment (fulfillment/services.py", "autopilot_advance ("),
     ),
     ("stock commit", ("commit_stock (inventory/services.py",)),
-    ("emit (event INSERT)", ("emit (orderflow/core/events.py",)),
-    ("publish after commit (Celery messages, push, stamp)", ("publish (orderflow/core/events.py",)),
-    ("  live push (channel layer, new loop per call)", ("push_events (",)),
+    ("event INSERT (write_event)", ("write_event (orderflow/core/events.py",)),
     ("COMMIT (waiting for the WAL flush)", ("Connection.commit (psycopg/connection.py",)),
     ("waiting on PostgreSQL (any statement)", ("Connection.wait (psycopg/connection.py",)),
     ("Redis round trips (broker, cache, layer)", ("redis/connection.py", "redis/_parsers")),
     ("new DB connection", ("Connection.connect (psycopg/connection.py",)),
 ]
+
+# Each sample goes to the first layer any of its frames is in (exclusive: the shares add up to 100):
+# the driver's part of a statement is the driver's, not the ORM's that called it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("the driver (psycopg)", ("psycopg/", "psycopg_pool/")),
+    ("the ORM (django/db, outside the driver)", ("django/db/",)),
+    ("the HTTP client (requests, urllib3)", ("requests/", "urllib3/", "http/client.py")),
+    ("the Redis client", ("redis/",)),
+]
+OTHER_LAYER = "the rest (our code, Celery, Django outside the ORM)"
+TASK_FRAME = "trace_task (celery/app/trace.py"
 
 
 def _collapsed(path: Path) -> list[tuple[list[str], int]]:
@@ -87,7 +96,22 @@ def summarise(files: list[Path], suspects: list[tuple[str, tuple[str, ...]]] | N
     for frames, c in rows:
         leaves[frames[-1]] += c
     top = [(f, round(100 * c / total, 1)) for f, c in leaves.most_common(12)]
-    return {"samples": total, "shares_pct": shares, "top_self_pct": top}
+    return {"samples": total, "shares_pct": shares, "top_self_pct": top, "layers_pct": layers(rows)}
+
+
+def layers(rows: list[tuple[list[str], int]]) -> dict[str, float]:
+    """The samples inside a task (all of them if none is) split by LAYERS (exclusive, adds up to 100)."""
+    in_task = [(frames, c) for frames, c in rows if any(TASK_FRAME in fr for fr in frames)]
+    rows = in_task or rows
+    total = sum(c for _, c in rows) or 1
+    counts: collections.Counter[str] = collections.Counter()
+    for frames, c in rows:
+        label = next(
+            (label for label, needles in LAYERS if any(n in fr for fr in frames for n in needles)),
+            OTHER_LAYER,
+        )
+        counts[label] += c
+    return {label: round(100 * counts[label] / total, 1) for label, _ in [*LAYERS, (OTHER_LAYER, ())]}
 
 
 def profile_web(stack, *, seconds: float = 10, concurrency: int = 32) -> dict[str, Any]:
@@ -135,8 +159,11 @@ def profile_web(stack, *, seconds: float = 10, concurrency: int = 32) -> dict[st
     return summary
 
 
-def record(pids: list[int], seconds: float, tag: str) -> list[subprocess.Popen]:
-    """Start py-spy on each pid (non-blocking sampling); returns the processes to wait for."""
+def record(pids: list[int], seconds: float, tag: str, *, blocking: bool = False) -> list[subprocess.Popen]:
+    """Start py-spy on each pid; returns the processes to wait for. Non-blocking sampling (the
+    process is never paused) cannot tell a thread waiting on a socket from one running, so its
+    shares are of wall time; `blocking` pauses the process for each sample and leaves the idle
+    samples out: shares of CPU."""
     pyspy = shutil.which("py-spy") or str(Path(__import__("sys").executable).parent / "py-spy")
     if not Path(pyspy).exists():
         return []
@@ -148,7 +175,7 @@ def record(pids: list[int], seconds: float, tag: str) -> list[subprocess.Popen]:
         spies.append(
             subprocess.Popen(
                 [pyspy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-                 "--format", "raw", "--nonblocking", "-o", str(out)],
+                 "--format", "raw", *([] if blocking else ["--nonblocking"]), "-o", str(out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
@@ -165,6 +192,10 @@ def collect(spies: list[subprocess.Popen], tag: str, seconds: float) -> dict[str
     say(f"  worker profile ({summary['samples']} samples, inclusive share):")
     for label, pct in summary["shares_pct"].items():
         say(f"    {pct:5.1f}%  {label}")
+    say(
+        "  by layer (exclusive): "
+        + "; ".join(f"{pct}% {label}" for label, pct in summary["layers_pct"].items())
+    )
     for f in files:
         f.unlink(missing_ok=True)
     return summary

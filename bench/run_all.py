@@ -100,6 +100,9 @@ def statement_cpu_lines(results: dict[str, Any]) -> list[str]:
     out += ["", f"Statement by statement, the worker per order: {cpu['python_outside_driver_ms']} ms outside the "
             f"driver (the ORM building statements and reading rows, the code between, the gateway call), "
             f"{cpu['python_in_driver_ms']} ms inside it."]  # fmt: skip
+    if cpu.get("layers_pct"):
+        out += ["", "The worker's CPU by layer (py-spy, the whole-task half): "
+                + "; ".join(f"{label} {pct} %" for label, pct in cpu["layers_pct"].items()) + "."]  # fmt: skip
     return out
 
 
