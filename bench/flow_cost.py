@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +74,10 @@ def _start_gateway() -> subprocess.Popen:
     return proc
 
 
-def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
-    from celery import current_app
+@contextlib.contextmanager
+def published_messages() -> Iterator[list[tuple[str, tuple, dict, float]]]:
+    """Every Celery message published inside the block, as (task, args, kwargs, countdown)."""
     from celery.signals import before_task_publish
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    from bench.data import sku
-    from bench.loadgen import card_number
-    from orderflow.core.outbox import dispatch_pending
-    from orders.models import Order
 
     sent: list[tuple[str, tuple, dict, float]] = []
 
@@ -92,6 +87,23 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
 
     before_task_publish.connect(record, weak=False)
     try:
+        yield sent
+    finally:
+        before_task_publish.disconnect(record)
+
+
+def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
+    from celery import current_app
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.data import sku
+    from bench.loadgen import card_number
+    from orderflow.core.outbox import dispatch_pending
+    from orders.models import Order
+
+    with published_messages() as sent:
         order_id = place_order(
             Client(),
             data,
@@ -146,8 +158,6 @@ def measure(lines: int, data: dict[str, Any]) -> dict[str, Any]:
             "statements_by_step": dict(sql_by_step),
             "live_push_messages": live_push,
         }
-    finally:
-        before_task_publish.disconnect(record)
 
 
 def place_order(client, data: dict[str, Any], *, email: str, skus: list[str], card: str, key: str) -> str:
@@ -196,7 +206,6 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     """CPU per statement of the accepted-to-paid task, this process's and PostgreSQL's (module
     docstring). Orders placed through the API; their messages run here one after the other."""
     from celery import current_app
-    from celery.signals import before_task_publish
     from django.db import connection
     from django.test import Client
 
@@ -204,24 +213,15 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
     from bench.loadgen import card_number
     from orderflow.core.outbox import dispatch_pending
 
-    sent: list[tuple[str, tuple, dict]] = []
-
-    def record(sender=None, body=None, headers=None, **kw):
-        sent.append((headers["task"], tuple(body[0]), dict(body[1])))
-
     client, rng = Client(), random.Random(7)
     for i in range(orders):
         skus = [sku(j) for j in rng.sample(range(1, common.N_PRODUCTS + 1), lines)]
         place_order(client, data, email=f"cpu{i}-{time.time_ns()}@example.com", skus=skus,
                     card=card_number(i, rng), key=f"flow-cpu-{i}-{time.time_ns()}")  # fmt: skip
-    with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE")
-    before_task_publish.connect(record, weak=False)
-    try:
+    common.vacuum_analyze()
+    with published_messages() as sent:
         dispatch_pending()
-    finally:
-        before_task_publish.disconnect(record)
-    tasks = [m for m in sent if not m[0].startswith("dashboard.")]
+    tasks = [m[:3] for m in sent if not m[0].startswith("dashboard.")]
     backend, have_backend = _backend_cpu_reader()
     per: dict[int, list] = collections.defaultdict(list)
     state = {"last": 0.0, "i": 0}
@@ -233,9 +233,9 @@ def statement_cpu(orders: int, data: dict[str, Any], lines: int = 3) -> dict[str
         try:
             return execute(sql, params, many, context)
         finally:
-            sent = time.process_time()
+            returned = time.process_time()
             pg = backend() - pg
-            per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg, sent - called))
+            per[state["i"]].append((" ".join(sql.split())[:90], built - state["last"], pg, returned - called))
             state["i"] += 1
             state["last"] = time.process_time()
 

@@ -3,7 +3,7 @@ no-op tasks per order through the same broker and workers.
 
 For 1 worker process, one per core and two per core (prefork `-c`; two per core is deploy/run-role's
 default; 1, 2 and 4 on 2 cores): the worker is stopped, the database vacuumed and analysed as
-autovacuum would keep it (`vacuum_analyze`), N orders are accepted over
+autovacuum would keep it (`common.vacuum_analyze`), N orders are accepted over
 HTTP (their `order.created` messages wait in Redis), the worker starts and the clock runs from its
 `worker_ready` until every order is `ready_to_ship` and until every order is `shipped` (the
 autopilot's last step; the carrier simulator is off, so that is where a journey ends here). Gateway
@@ -190,23 +190,11 @@ def wait_drained(timeout: float = 120) -> None:
     common.wait_for(lambda: queued_messages() == 0, timeout, interval=0.5, message="queues drained")
 
 
-def vacuum_analyze() -> None:
-    """What autovacuum does between two runs in production: this machine's PostgreSQL runs with
-    autovacuum off, so each run would otherwise meet the dead rows of the runs before it (an order
-    row is updated about eight times on its way) and tables never analysed: measured at `-c 4`
-    three times on one database, to paid 54.1, 52.1, 45.5 orders/s; with this before each run,
-    49.9, 49.7, 48.5. The runs are measured in the order of PROCS, and the pace reads the last."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE")
-
-
 def run_pipeline(stack: Stack, procs: int, n: int, tag: str, profile: bool = False) -> dict[str, Any]:
     from bench.noop import TASK_COUNTS, TASK_CPU_US
 
     stack.stop_worker()
-    vacuum_analyze()
+    common.vacuum_analyze()
     base = top_number(stack)
     sub = orders_load.submit(stack, count=n, prefix=f"{tag}-p{procs}", concurrency=16, seed=procs)
     if sub["accepted"] != n:
